@@ -97,8 +97,7 @@ caf::behavior reply_forwarder(gateway_actor* self, std::uint64_t correlation, ms
   return caf::behavior{
     [reply](Ts& x) { reply(msg::body{std::move(x)}); }...,
     [reply](caf::error& err) {
-      auto code = err.category() == error_category ? static_cast<msg::error_code>(err.code())
-                                                   : msg::error_code::internal;
+      auto code = error_code_of(err).value_or(msg::error_code::internal);
       if (err == caf::sec::request_timeout)
         code = msg::error_code::timeout;
       reply(msg::error_reply{code, caf::to_string(err)});
@@ -359,16 +358,23 @@ caf::behavior gateway_fun(gateway_actor* self, gateway_config cfg, std::shared_p
     for (auto& [node, ws] : s.watchers)
       remove_actor(ws, dm.source);
   });
-  // The I/O thread holds a handle to this actor: stop it (and close the sockets) on exit.
-  self->attach_functor([self] { self->state.io.reset(); });
+  // The I/O thread holds a handle to this actor; it stops (and closes the sockets) when the
+  // state is destroyed as the actor exits.
   return gateway_behavior(self, static_cast<msg::body*>(nullptr));
 }
 
 } // namespace
 
+// CAF reserves code 0 for "no error": the wire codes are shifted by one.
 caf::error make_error(msg::error_code code, std::string text) {
-  return caf::error{static_cast<std::uint8_t>(code), error_category,
-                    caf::make_message(std::move(text))};
+  return caf::error{static_cast<std::uint8_t>(static_cast<std::uint8_t>(code) + 1),
+                    error_category, caf::make_message(std::move(text))};
+}
+
+std::optional<msg::error_code> error_code_of(const caf::error& e) {
+  if (!e || e.category() != error_category || e.code() == 0)
+    return std::nullopt;
+  return static_cast<msg::error_code>(e.code() - 1);
 }
 
 struct context::impl {
@@ -411,7 +417,8 @@ void add_coupling_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<gateway_stats>("mummi.gateway_stats");
   cfg.add_error_category(error_category, [](std::uint8_t code, caf::atom_value,
                                             const caf::message& ctx) {
-    auto text = std::string{"mummi::"} + msg::to_string(static_cast<msg::error_code>(code));
+    auto text = std::string{"mummi::"}
+                + msg::to_string(static_cast<msg::error_code>(code - 1));
     if (ctx.match_elements<std::string>())
       text += "(" + ctx.get_as<std::string>(0) + ")";
     return text;

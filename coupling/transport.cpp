@@ -296,32 +296,45 @@ struct transport::impl {
     return true;
   }
 
-  void tick() {
-    auto now = clock_type::now();
-    auto limit = cfg.heartbeat_period * cfg.missed_heartbeats;
+  /// Sends a heartbeat to every peer.
+  void beat() {
     auto hb = heartbeat_bytes();
-    for (auto& [node, p] : peers) {
+    for (auto& [node, p] : peers)
       if (p.dealer || p.via_router)
         send_to(node, hb);
+  }
+
+  /// Reports peers silent for longer than `missed_heartbeats` periods.
+  void check_liveness(clock_type::time_point now) {
+    auto limit = cfg.heartbeat_period * cfg.missed_heartbeats;
+    for (auto& [node, p] : peers)
       if (p.alive && now - p.last_heard > limit)
         mark_down(node, "missed " + std::to_string(cfg.missed_heartbeats) + " heartbeats");
-    }
   }
 
   void run() {
-    auto next_tick = clock_type::now() + cfg.heartbeat_period;
+    // Liveness is checked ten times per period so that a silent peer is reported soon after
+    // it has missed its heartbeats, not up to a whole period later.
+    auto check_period = std::max<clock_type::duration>(cfg.heartbeat_period / 10,
+                                                       std::chrono::milliseconds{1});
+    auto next_beat = clock_type::now() + cfg.heartbeat_period;
+    auto next_check = clock_type::now() + check_period;
     for (;;) {
       if (items_dirty)
         rebuild_items();
       auto now = clock_type::now();
-      if (now >= next_tick) {
-        tick();
-        next_tick = now + cfg.heartbeat_period;
+      if (now >= next_beat) {
+        beat();
+        next_beat = now + cfg.heartbeat_period;
       }
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now);
+      if (now >= next_check) {
+        check_liveness(now);
+        next_check = now + check_period;
+      }
+      auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check)
+                                                               - now);
       try {
-        zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds{0}) +
-                                                std::chrono::milliseconds{1});
+        zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds{0}));
         std::size_t k = 0;
         if (items[k++].revents & ZMQ_POLLIN) {
           if (!drain_commands())
@@ -329,7 +342,7 @@ struct transport::impl {
         }
         if (router && (items[k++].revents & ZMQ_POLLIN))
           drain_router();
-        // Dealer items may have been rebuilt by a connect command: copy the names first.
+        // A connect command may have changed the dealer set; its items are rebuilt next round.
         if (!items_dirty) {
           for (std::size_t j = 0; j < item_peers.size(); ++j)
             if (items[k + j].revents & ZMQ_POLLIN)

@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "mummi/messages/messages.hpp"
@@ -88,6 +89,9 @@ typename Inspector::result_type inspect(Inspector& f, gateway_stats& x) {
 /// Errors between actors that come from the coupling layer or a remote `error_reply`.
 /// The codes are those of `messages::error_code`; category atom "mummi".
 caf::error make_error(messages::error_code code, std::string text);
+
+/// The code of an error made by `make_error` (or received from a peer); empty for other errors.
+std::optional<messages::error_code> error_code_of(const caf::error& e);
 
 /// A ZeroMQ context shared by the gateways of one process (needed for inproc:// endpoints).
 /// Create one in `main`; it must outlive every gateway that uses it.
