@@ -1,0 +1,46 @@
+#pragma once
+
+// The campaign configuration file (YAML): parsed once here into per-module config structs.
+// Every problem in a file is reported at once; unknown keys are errors. docs/config.md lists
+// every key with its default and unit.
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mummi::deploy {
+
+/// A configuration that cannot be used; `problems` holds every one found, each naming the
+/// file, line and key ("campaign.yaml:4:10: nodes.count: must be at least 1, got 0").
+class config_error : public std::runtime_error {
+public:
+  explicit config_error(std::vector<std::string> problems);
+  const std::vector<std::string>& problems() const noexcept {
+    return problems_;
+  }
+
+private:
+  std::vector<std::string> problems_;
+};
+
+struct campaign_config {
+  std::string name = "demo";
+  std::filesystem::path dir = "runs/demo"; ///< campaign directory, relative to the working dir
+  // head
+  std::string head_bind = "tcp://127.0.0.1:*";
+  std::chrono::milliseconds heartbeat_period{500};
+  unsigned missed_heartbeats = 3;
+  std::chrono::milliseconds head_grace{60000}; ///< nodes wait this long for a lost head
+  // nodes
+  unsigned local_nodes = 2; ///< node agents started on this machine by `mummi run`
+};
+
+/// Parses YAML text; `source` names it in errors. Throws config_error.
+campaign_config parse_campaign_config(const std::string& yaml, const std::string& source);
+
+/// Reads and parses a file. Throws config_error (also for a missing or unreadable file).
+campaign_config load_campaign_config(const std::filesystem::path& file);
+
+} // namespace mummi::deploy
