@@ -1,0 +1,217 @@
+// The `mummi` command line.
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "config.hpp"
+#include "mummi/actors/node_agent.hpp"
+#include "mummi/actors/node_registry.hpp"
+#include "mummi/coupling/child_process.hpp"
+#include "mummi/coupling/gateway.hpp"
+#include "mummi/messages/messages.hpp"
+
+namespace msg = mummi::messages;
+namespace cpl = mummi::coupling;
+namespace act = mummi::actors;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct system_config : caf::actor_system_config {
+  system_config() {
+    cpl::add_coupling_types(*this);
+  }
+};
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name) {
+  auto log = spdlog::stderr_color_mt(name);
+  log->set_pattern("%H:%M:%S.%e %^%l%$ [%n] %v");
+  return log;
+}
+
+std::string self_exe() {
+  return std::filesystem::read_symlink("/proc/self/exe").string();
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+}
+
+/// `mummi run CONFIG`: the head on this machine with the configured node agents as local
+/// processes (the embedded default).
+int run_campaign(const std::string& config_file) {
+  auto cfg = mummi::deploy::load_campaign_config(config_file);
+  auto log = make_logger("head");
+  std::filesystem::create_directories(cfg.dir);
+
+  system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  cpl::context ctx;
+  cpl::gateway_config gc;
+  gc.node_id = "head";
+  gc.bind = cfg.head_bind;
+  gc.heartbeat_period = cfg.heartbeat_period;
+  gc.missed_heartbeats = cfg.missed_heartbeats;
+  cpl::gateway gw{sys, ctx, gc};
+  std::ofstream(cfg.dir / "head.endpoint") << gw.endpoint() << '\n';
+  log->info("campaign '{}' in {}: head listening on {}", cfg.name, cfg.dir.string(),
+            gw.endpoint());
+  auto registry = act::spawn_node_registry(
+    sys, gw.handle(), act::node_registry_config{"head", cfg.name, cfg.heartbeat_period}, log);
+
+  std::vector<cpl::child_process> nodes;
+  for (unsigned i = 0; i < cfg.local_nodes; ++i) {
+    char id[32];
+    std::snprintf(id, sizeof(id), "node-%04u", i);
+    nodes.emplace_back(std::vector<std::string>{
+      self_exe(), "node", "--head", gw.endpoint(), "--node-id", id, "--heartbeat-ms",
+      std::to_string(cfg.heartbeat_period.count()), "--grace-s",
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(cfg.head_grace).count())});
+  }
+
+  caf::scoped_actor self{sys};
+  std::vector<msg::node_status> joined;
+  bool ok = true;
+  self->request(registry, 60s, act::await_nodes_atom::value, std::uint32_t{cfg.local_nodes})
+    .receive([&](std::vector<msg::node_status>& v) { joined = std::move(v); },
+             [&](caf::error& e) {
+               log->error("node agents did not all join: {}", sys.render(e));
+               ok = false;
+             });
+
+  if (ok) {
+    std::printf("%-10s %6s %5s %14s %14s\n", "node", "cores", "gpus", "ping p50 (us)",
+                "ping p99 (us)");
+    for (const auto& n : joined) {
+      std::vector<double> rtt;
+      for (std::uint64_t k = 0; k < 200 && ok; ++k) {
+        auto t0 = std::chrono::steady_clock::now();
+        self->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
+                      msg::ping{k, {}})
+          .receive(
+            [&](msg::ping&) {
+              rtt.push_back(std::chrono::duration<double, std::micro>(
+                              std::chrono::steady_clock::now() - t0)
+                              .count());
+            },
+            [&](caf::error& e) {
+              log->error("ping to {} failed: {}", n.node_id, sys.render(e));
+              ok = false;
+            });
+      }
+      std::printf("%-10s %6u %5u %14.0f %14.0f\n", n.node_id.c_str(), n.cores_total,
+                  n.gpus_total, percentile(rtt, 0.5), percentile(rtt, 0.99));
+    }
+  }
+  // Stop every agent gracefully, then make sure every process is gone.
+  for (const auto& n : joined)
+    self->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
+                  msg::control{msg::control_command::stop, "", "", {}, "mummi run"})
+      .receive([](msg::ack&) {},
+               [&](caf::error& e) {
+                 log->warn("{} did not acknowledge stop: {}", n.node_id, sys.render(e));
+               });
+  for (auto& p : nodes) {
+    auto status = p.wait_for(10s);
+    if (!status || *status != 0) {
+      log->error("node agent pid {} ended with {}", p.pid(),
+                 status ? cpl::describe_wait_status(*status) : "no exit in 10 s");
+      ok = false;
+    }
+  }
+  self->send_exit(registry, caf::exit_reason::user_shutdown);
+  std::printf("campaign '%s': %zu of %u node agents joined, answered and stopped%s\n",
+              cfg.name.c_str(), joined.size(), cfg.local_nodes, ok ? "" : " (with errors)");
+  return ok ? 0 : 1;
+}
+
+/// `mummi node --head ENDPOINT`: the node agent of this machine.
+int run_node(const std::string& head, act::node_agent_config cfg, unsigned heartbeat_ms) {
+  auto log = make_logger(cfg.node_id);
+  system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  cpl::context ctx;
+  cpl::gateway_config gc;
+  gc.node_id = cfg.node_id;
+  gc.heartbeat_period = std::chrono::milliseconds{heartbeat_ms};
+  cpl::gateway gw{sys, ctx, gc};
+  caf::scoped_actor self{sys};
+  self->send(gw.handle(), cpl::connect_atom::value, cfg.head_node, head);
+  auto agent = act::spawn_node_agent(sys, gw.handle(), cfg, log);
+  self->monitor(agent);
+  int rc = 0;
+  self->receive([&](const caf::down_msg& dm) {
+    rc = dm.reason == caf::exit_reason::user_shutdown ? 0 : 3;
+  });
+  return rc;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mummi: ML-driven multiscale molecular-dynamics campaigns"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string{"mummi " MUMMI_VERSION " (wire protocol "}
+                                      + std::to_string(msg::protocol_version) + ")");
+
+  std::string config_file;
+  auto* run = app.add_subcommand("run", "Run a campaign on this machine (head + node agents)");
+  run->add_option("config", config_file, "Campaign configuration (YAML)")
+    ->required()
+    ->check(CLI::ExistingFile);
+
+  auto* validate = app.add_subcommand("validate", "Check a campaign configuration");
+  validate->add_option("config", config_file, "Campaign configuration (YAML)")->required();
+
+  std::string head;
+  unsigned heartbeat_ms = 500;
+  unsigned grace_s = 60;
+  act::node_agent_config node_cfg;
+  node_cfg.cores = act::detect_cores();
+  node_cfg.gpus = act::detect_gpus();
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  node_cfg.node_id = host;
+  auto* node = app.add_subcommand("node", "Run the node agent of this machine");
+  node->add_option("--head", head, "Head endpoint (tcp://HOST:PORT)")->required();
+  node->add_option("--node-id", node_cfg.node_id, "Node id (default: the host name)");
+  node->add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat period")->check(CLI::Range(10u, 60000u));
+  node->add_option("--grace-s", grace_s, "Seconds to wait for a lost head before stopping")
+    ->check(CLI::Range(1u, 86400u));
+  node->add_option("--cores", node_cfg.cores, "Cores to offer (default: detected)");
+  node->add_option("--gpus", node_cfg.gpus, "GPUs to offer (default: detected)");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (run->parsed())
+      return run_campaign(config_file);
+    if (validate->parsed()) {
+      auto cfg = mummi::deploy::load_campaign_config(config_file);
+      std::printf("%s: valid (campaign '%s', %u local node agents)\n", config_file.c_str(),
+                  cfg.name.c_str(), cfg.local_nodes);
+      return 0;
+    }
+    if (node->parsed()) {
+      node_cfg.head_grace = std::chrono::seconds{grace_s};
+      return run_node(head, node_cfg, heartbeat_ms);
+    }
+  } catch (const mummi::deploy::config_error& e) {
+    std::fprintf(stderr, "mummi: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mummi: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
