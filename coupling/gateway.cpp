@@ -412,12 +412,10 @@ std::string validate(const gateway_config& cfg) {
 
 void add_coupling_types(caf::actor_system_config& cfg) {
   msg::add_message_types(cfg);
-  if (const char* p = std::getenv("MUMMI_SCHED"); p && std::string{p} == "sharing") {
-    cfg.set("scheduler.policy", caf::atom("sharing"));
-  } else if (!p || std::string{p} != "default") {
-    cfg.set("work-stealing.moderate-poll-attempts", 0);
-    cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{0});
-  }
+  // After its aggressive spinning, an idle worker goes straight to its condition variable
+  // (which an enqueue signals) instead of napping 50 us at a time without being woken.
+  cfg.set("work-stealing.moderate-poll-attempts", 0);
+  cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{0});
   cfg.add_message_type<peer_down>("mummi.peer_down");
   cfg.add_message_type<peer_up>("mummi.peer_up");
   cfg.add_message_type<gateway_stats>("mummi.gateway_stats");

@@ -319,6 +319,7 @@ struct transport::impl {
                                                        std::chrono::milliseconds{1});
     auto next_beat = clock_type::now() + cfg.heartbeat_period;
     auto next_check = clock_type::now() + check_period;
+    auto last_activity = clock_type::now();
     for (;;) {
       if (items_dirty)
         rebuild_items();
@@ -333,8 +334,14 @@ struct transport::impl {
       }
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check)
                                                                - now);
+      // Right after traffic the next message usually follows within microseconds: keep
+      // polling without sleeping for a short while instead of paying for a wake-up.
+      if (now - last_activity < cfg.busy_poll)
+        wait = std::chrono::milliseconds{0};
       try {
-        zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds{0}));
+        if (zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds{0}))
+            > 0)
+          last_activity = clock_type::now();
         std::size_t k = 0;
         if (items[k++].revents & ZMQ_POLLIN) {
           if (!drain_commands())

@@ -1,10 +1,12 @@
 #include "mummi/messages/codec.hpp"
 
+#include <capnp/any.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 #include <kj/io.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -39,6 +41,14 @@ void put_kvs(capnp::List<w::KeyValue>::Builder l, const std::vector<key_value>& 
 
 template <class T, class Builder>
 void put_list(Builder l, const std::vector<T>& v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    // Cap'n Proto stores primitive lists as little-endian arrays: copy them in one go.
+    auto raw = capnp::AnyList::Builder(Builder(l)).asReader().getRawBytes();
+    if (raw.size() == v.size() * sizeof(T)) {
+      std::memcpy(const_cast<kj::byte*>(raw.begin()), v.data(), raw.size());
+      return;
+    }
+  }
   for (unsigned i = 0; i < v.size(); ++i)
     l.set(i, v[i]);
 }
@@ -270,14 +280,26 @@ Out checked_enum(E value, E last, const char* path) {
 }
 
 template <class T>
+std::vector<T> get_list(typename capnp::List<T>::Reader l) {
+  std::vector<T> v(l.size());
+  if constexpr (std::endian::native == std::endian::little) {
+    auto raw = capnp::AnyList::Reader(l).getRawBytes();
+    if (raw.size() == v.size() * sizeof(T)) {
+      std::memcpy(v.data(), raw.begin(), raw.size());
+      return v;
+    }
+  }
+  for (unsigned i = 0; i < l.size(); ++i)
+    v[i] = l[i];
+  return v;
+}
+
+template <class T>
 std::vector<T> finite_list(typename capnp::List<T>::Reader l, const std::string& path) {
-  std::vector<T> v;
-  v.reserve(l.size());
-  for (auto x : l) {
+  auto v = get_list<T>(l);
+  for (auto x : v)
     if (!std::isfinite(x))
       bad_field(path, "value is not finite");
-    v.push_back(x);
-  }
   return v;
 }
 
@@ -302,9 +324,7 @@ std::vector<feature> get_features(capnp::List<w::Feature>::Reader l) {
   for (auto f : l) {
     feature out;
     out.name = str(f.getName());
-    out.values.reserve(f.getValues().size());
-    for (double x : f.getValues())
-      out.values.push_back(x);
+    out.values = get_list<double>(f.getValues());
     v.push_back(std::move(out));
   }
   return v;

@@ -115,6 +115,8 @@ struct gateway_config {
   unsigned missed_heartbeats = 3; ///< silence of this many periods means the peer is down
   std::chrono::milliseconds request_timeout{30000}; ///< for requests forwarded to local actors
   int send_high_water_mark = 100000; ///< messages queued per peer before dropping
+  /// After traffic, the I/O thread polls without sleeping this long (lower latency, more CPU).
+  std::chrono::microseconds busy_poll{0};
   std::size_t max_message_bytes = std::size_t{64} << 20;
 };
 
