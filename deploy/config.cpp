@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -26,10 +27,13 @@ public:
   void problem(const YAML::Node& at, const std::string& path, const std::string& what) {
     std::ostringstream os;
     os << source_;
-    if (at.IsDefined() && at.Mark().line >= 0)
-      os << ':' << at.Mark().line + 1 << ':' << at.Mark().column + 1;
+    std::pair<int, int> where{-1, -1};
+    if (at.IsDefined() && at.Mark().line >= 0) {
+      where = {at.Mark().line, at.Mark().column};
+      os << ':' << where.first + 1 << ':' << where.second + 1;
+    }
     os << ": " << path << ": " << what;
-    problems_.push_back(os.str());
+    problems_.emplace_back(where, os.str());
   }
 
   /// `node` must be a map (or absent); every key must be one of `known`.
@@ -79,8 +83,15 @@ public:
     out = std::move(value);
   }
 
-  const std::vector<std::string>& problems() const {
-    return problems_;
+  /// Every problem, in the order they appear in the file.
+  std::vector<std::string> problems() const {
+    auto sorted = problems_;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> out;
+    for (auto& p : sorted)
+      out.push_back(std::move(p.second));
+    return out;
   }
 
 private:
@@ -104,7 +115,7 @@ private:
   }
 
   std::string source_;
-  std::vector<std::string> problems_;
+  std::vector<std::pair<std::pair<int, int>, std::string>> problems_;
 };
 
 std::function<std::string(const unsigned&)> at_least(unsigned lo) {
