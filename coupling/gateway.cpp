@@ -435,7 +435,7 @@ gateway::gateway(caf::actor_system& sys, context& ctx, gateway_config cfg)
     throw std::invalid_argument("gateway config: " + problems);
   auto io = std::make_shared<transport>(ctx, cfg);
   endpoint_ = io->endpoint();
-  handle_ = sys.spawn<caf::detached>(gateway_fun, std::move(cfg), std::move(io));
+  handle_ = sys.spawn(gateway_fun, std::move(cfg), std::move(io));
 }
 
 gateway::~gateway() {
