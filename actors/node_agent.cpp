@@ -39,11 +39,12 @@ void say_hello(agent_actor* self) {
   st.hello_pending = true;
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
-  msg::node_hello hello{st.cfg.node_id, host, st.incarnation,
-                        static_cast<std::uint32_t>(::getpid()), st.cfg.cores, st.cfg.gpus,
-                        MUMMI_VERSION};
-  self->request(st.gateway, std::chrono::seconds{10}, cpl::request_atom::value,
-                msg::address{st.cfg.head_node, "registry"}, hello)
+  msg::node_hello hello{
+    st.cfg.node_id, host,        st.incarnation, static_cast<std::uint32_t>(::getpid()),
+    st.cfg.cores,   st.cfg.gpus, MUMMI_VERSION};
+  self
+    ->request(st.gateway, std::chrono::seconds{10}, cpl::request_atom::value,
+              msg::address{st.cfg.head_node, "registry"}, hello)
     .then(
       [self](msg::node_welcome& w) {
         auto& s = self->state;
@@ -54,8 +55,8 @@ void say_hello(agent_actor* self) {
       },
       [self](caf::error& e) {
         self->state.hello_pending = false;
-        self->state.log->warn("node {}: hello not answered ({}), retrying",
-                              self->state.cfg.node_id, self->system().render(e));
+        self->state.log->warn("node {}: hello not answered ({}), retrying", self->state.cfg.node_id,
+                              self->system().render(e));
         self->delayed_send(self, std::chrono::seconds{1}, hello_atom::value);
       });
 }
@@ -66,27 +67,33 @@ caf::behavior node_agent(agent_actor* self, caf::actor gateway, node_agent_confi
   st.cfg = std::move(cfg);
   st.gateway = std::move(gateway);
   st.log = std::move(log);
-  st.incarnation = static_cast<std::uint64_t>(
-    std::chrono::system_clock::now().time_since_epoch().count());
+  st.incarnation
+    = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   self->send(st.gateway, cpl::register_atom::value, std::string{"agent"},
              caf::actor_cast<caf::actor>(self));
   self->send(st.gateway, cpl::watch_atom::value, st.cfg.head_node);
   say_hello(self);
   return {
-    [self](hello_atom) { say_hello(self); },
-    [](const msg::address&, msg::ping& p) { return std::move(p); },
+    [self](hello_atom) {
+      say_hello(self);
+    },
+    [](const msg::address&, msg::ping& p) {
+      return std::move(p);
+    },
     [self](const msg::address& from, const msg::control& c) -> caf::result<msg::ack> {
       auto& s = self->state;
       if (c.command == msg::control_command::stop) {
-        s.log->info("node {}: stop requested by {}/{} ({})", s.cfg.node_id, from.node,
-                    from.actor, c.issuer);
+        s.log->info("node {}: stop requested by {}/{} ({})", s.cfg.node_id, from.node, from.actor,
+                    c.issuer);
         self->send(self, stop_atom::value);
         return msg::ack{"stopping"};
       }
       return cpl::make_error(msg::error_code::rejected,
                              "node agent does not handle this control command yet");
     },
-    [self](stop_atom) { self->quit(caf::exit_reason::user_shutdown); },
+    [self](stop_atom) {
+      self->quit(caf::exit_reason::user_shutdown);
+    },
     [self](const cpl::peer_down& d) {
       auto& s = self->state;
       s.log->warn("node {}: lost the head ({}); stopping in {} s unless it comes back",
@@ -98,8 +105,7 @@ caf::behavior node_agent(agent_actor* self, caf::actor gateway, node_agent_confi
       auto& s = self->state;
       ++s.head_epoch;
       if (u.restarted || (!s.welcomed && !s.hello_pending)) {
-        s.log->info("node {}: head {} is back, introducing this node again", s.cfg.node_id,
-                    u.node);
+        s.log->info("node {}: head {} is back, introducing this node again", s.cfg.node_id, u.node);
         s.welcomed = false;
         say_hello(self);
       }
@@ -108,8 +114,7 @@ caf::behavior node_agent(agent_actor* self, caf::actor gateway, node_agent_confi
       auto& s = self->state;
       if (epoch != s.head_epoch)
         return;
-      s.log->error("node {}: head unreachable for the whole grace period; stopping",
-                   s.cfg.node_id);
+      s.log->error("node {}: head unreachable for the whole grace period; stopping", s.cfg.node_id);
       self->quit(caf::exit_reason::unreachable);
     },
   };

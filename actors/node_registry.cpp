@@ -69,8 +69,7 @@ caf::behavior node_registry(registry_actor* self, caf::actor gateway, node_regis
       auto& s = self->state;
       // The gateway vouches for from.node; the hello's own id must agree with it.
       if (h.node_id != from.node)
-        s.log->warn("node {} introduced itself as '{}'; using {}", from.node, h.node_id,
-                    from.node);
+        s.log->warn("node {} introduced itself as '{}'; using {}", from.node, h.node_id, from.node);
       auto& n = s.nodes[from.node];
       bool known = !n.node_id.empty();
       n = msg::node_status{from.node, true, h.cores, 0, h.gpus, 0};
@@ -91,7 +90,9 @@ caf::behavior node_registry(registry_actor* self, caf::actor gateway, node_regis
     [](const cpl::peer_up&) {
       // A node that comes back introduces itself with a new hello.
     },
-    [self](nodes_atom) { return alive_nodes(self->state); },
+    [self](nodes_atom) {
+      return alive_nodes(self->state);
+    },
     [self](await_nodes_atom, std::uint32_t count) {
       auto& s = self->state;
       auto promise = self->make_response_promise();
@@ -104,8 +105,8 @@ caf::behavior node_registry(registry_actor* self, caf::actor gateway, node_regis
 
 } // namespace
 
-caf::actor spawn_node_registry(caf::actor_system& sys, caf::actor gateway,
-                               node_registry_config cfg, std::shared_ptr<spdlog::logger> log) {
+caf::actor spawn_node_registry(caf::actor_system& sys, caf::actor gateway, node_registry_config cfg,
+                               std::shared_ptr<spdlog::logger> log) {
   return sys.spawn(node_registry, std::move(gateway), std::move(cfg), std::move(log));
 }
 

@@ -56,7 +56,9 @@ using count_atom = caf::atom_constant<caf::atom("count")>;
 
 caf::behavior sink_actor(caf::stateful_actor<std::uint64_t>* self) {
   return {
-    [self](const msg::address&, const msg::ping&) { ++self->state; },
+    [self](const msg::address&, const msg::ping&) {
+      ++self->state;
+    },
     [self](const msg::address&, const msg::structure_request&) {
       return msg::ack{std::to_string(self->state)};
     },
@@ -98,14 +100,15 @@ int serve_zmq() {
     s.send(zmq::str_buffer("x"), zmq::send_flags::none);
   });
   stop.bind("inproc://stop");
-  zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {stop.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::pollitem_t items[]
+    = {{router.handle(), 0, ZMQ_POLLIN, 0}, {stop.handle(), 0, ZMQ_POLLIN, 0}};
   for (;;) {
     zmq::poll(items, 2, std::chrono::milliseconds{-1});
     if (items[1].revents & ZMQ_POLLIN)
       break;
     zmq::message_t id, payload;
-    (void) router.recv(id);
-    (void) router.recv(payload);
+    (void)router.recv(id);
+    (void)router.recv(payload);
     router.send(id, zmq::send_flags::sndmore);
     router.send(payload, zmq::send_flags::none);
   }
@@ -131,12 +134,14 @@ row zmq_run(const std::string& endpoint, const std::string& test, std::size_t by
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.connect(endpoint);
   std::vector<std::byte> payload(bytes, std::byte{7});
-  auto send_one = [&] { s.send(zmq::buffer(payload), zmq::send_flags::none); };
+  auto send_one = [&] {
+    s.send(zmq::buffer(payload), zmq::send_flags::none);
+  };
   // warm up
   for (int i = 0; i < 100; ++i) {
     send_one();
     zmq::message_t m;
-    (void) s.recv(m);
+    (void)s.recv(m);
   }
   std::vector<double> rtt;
   std::vector<clock_type::time_point> sent_at;
@@ -150,7 +155,7 @@ row zmq_run(const std::string& endpoint, const std::string& test, std::size_t by
   }
   while (got < n) {
     zmq::message_t m;
-    (void) s.recv(m);
+    (void)s.recv(m);
     if (window == 1)
       rtt.push_back(
         std::chrono::duration<double, std::micro>(clock_type::now() - sent_at[got]).count());
@@ -166,11 +171,10 @@ row zmq_run(const std::string& endpoint, const std::string& test, std::size_t by
           bytes};
 }
 
-template <class T>
+template<class T>
 row gateway_run(caf::actor_system& sys, const cpl::gateway& gw, const std::string& test, T sample,
                 std::function<void(T&, std::uint64_t)> set_seq,
-                std::function<std::uint64_t(const T&)> seq_of, std::uint64_t n,
-                unsigned window) {
+                std::function<std::uint64_t(const T&)> seq_of, std::uint64_t n, unsigned window) {
   auto make = [sample, set_seq](std::uint64_t seq) {
     T x = sample;
     set_seq(x, seq);
@@ -182,20 +186,30 @@ row gateway_run(caf::actor_system& sys, const cpl::gateway& gw, const std::strin
     mummi::test::pump_result r;
     caf::scoped_actor self{sys};
     self->request(p, 600s, mummi::test::pump_start_atom::value)
-      .receive([&](mummi::test::pump_result& x) { r = std::move(x); },
-               [&](caf::error& e) { r.first_error = sys.render(e); });
+      .receive(
+        [&](mummi::test::pump_result& x) {
+          r = std::move(x);
+        },
+        [&](caf::error& e) {
+          r.first_error = sys.render(e);
+        });
     self->send_exit(p, caf::exit_reason::user_shutdown);
     if (r.ok != count)
-      throw std::runtime_error(test + ": " + std::to_string(r.ok) + " of " +
-                               std::to_string(count) + " ok; " + r.first_error);
+      throw std::runtime_error(test + ": " + std::to_string(r.ok) + " of " + std::to_string(count)
+                               + " ok; " + r.first_error);
     return r;
   };
   run(100, 1, false); // warm up
   auto r = run(n, window, window == 1);
   msg::envelope e;
   e.payload = make(0);
-  return {"mummi gateway", test, pct(r.rtt_us, 0.5), pct(r.rtt_us, 0.99),
-          static_cast<double>(n) / r.seconds, n, msg::encode(e).size()};
+  return {"mummi gateway",
+          test,
+          pct(r.rtt_us, 0.5),
+          pct(r.rtt_us, 0.99),
+          static_cast<double>(n) / r.seconds,
+          n,
+          msg::encode(e).size()};
 }
 
 row gateway_oneway(caf::actor_system& sys, const cpl::gateway& gw, std::uint64_t n) {
@@ -207,15 +221,19 @@ row gateway_oneway(caf::actor_system& sys, const cpl::gateway& gw, std::uint64_t
     self->send(gw.handle(), cpl::send_atom::value, sink, p);
   std::string count;
   self->request(gw.handle(), 600s, cpl::request_atom::value, sink, msg::structure_request{1, 0})
-    .receive([&](msg::ack& a) { count = a.text; },
-             [&](caf::error& e) { count = sys.render(e); });
+    .receive(
+      [&](msg::ack& a) {
+        count = a.text;
+      },
+      [&](caf::error& e) {
+        count = sys.render(e);
+      });
   double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
   auto received = std::stoull(count);
   if (received != n)
     std::fprintf(stderr, "one-way: %llu of %llu arrived\n",
                  static_cast<unsigned long long>(received), static_cast<unsigned long long>(n));
-  return {"mummi gateway", "one-way 64 B", 0, 0, static_cast<double>(received) / secs, received,
-          0};
+  return {"mummi gateway", "one-way 64 B", 0, 0, static_cast<double>(received) / secs, received, 0};
 }
 
 } // namespace
@@ -264,19 +282,25 @@ int main(int argc, char** argv) {
     caf::scoped_actor self{sys};
     self->send(gw.handle(), cpl::connect_atom::value, std::string{"server"}, ep);
     self->send(gw.handle(), cpl::watch_atom::value, std::string{"server"});
-    self->receive([](const cpl::peer_up&) {}, caf::after(30s) >> [] {
-      throw std::runtime_error("gateway server unreachable");
-    });
+    self->receive([](const cpl::peer_up&) {},
+                  caf::after(30s) >>
+                    [] {
+                      throw std::runtime_error("gateway server unreachable");
+                    });
     std::function<void(msg::ping&, std::uint64_t)> ping_seq = [](msg::ping& p, std::uint64_t s) {
       p.seq = s;
     };
     std::function<std::uint64_t(const msg::ping&)> ping_of = [](const msg::ping& p) {
       return p.seq;
     };
-    std::function<void(msg::structure_batch&, std::uint64_t)> batch_seq =
-      [](msg::structure_batch& b, std::uint64_t s) { b.request_id = s; };
-    std::function<std::uint64_t(const msg::structure_batch&)> batch_of =
-      [](const msg::structure_batch& b) { return b.request_id; };
+    std::function<void(msg::structure_batch&, std::uint64_t)> batch_seq
+      = [](msg::structure_batch& b, std::uint64_t s) {
+          b.request_id = s;
+        };
+    std::function<std::uint64_t(const msg::structure_batch&)> batch_of
+      = [](const msg::structure_batch& b) {
+          return b.request_id;
+        };
     msg::ping small{0, std::vector<std::uint8_t>(64, 1)};
     rows.push_back(gateway_run(sys, gw, "latency 64 B", small, ping_seq, ping_of, small_n, 1));
     rows.push_back(gateway_run(sys, gw, "latency 92 KB", batch, batch_seq, batch_of, large_n, 1));
@@ -300,8 +324,8 @@ int main(int argc, char** argv) {
       const auto& r = rows[i];
       out << "  {\"transport\": \"" << r.transport << "\", \"test\": \"" << r.test
           << "\", \"p50_us\": " << r.p50_us << ", \"p99_us\": " << r.p99_us
-          << ", \"per_s\": " << r.per_s << ", \"count\": " << r.count << ", \"bytes\": "
-          << r.bytes << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
+          << ", \"per_s\": " << r.per_s << ", \"count\": " << r.count << ", \"bytes\": " << r.bytes
+          << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
     }
     out << "]\n";
   }

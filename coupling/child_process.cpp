@@ -59,7 +59,7 @@ child_process::~child_process() {
   bool had_stdin = stdin_fd_ >= 0;
   close_stdin();
   if (had_stdin)
-    (void) wait_for(std::chrono::seconds{2});
+    (void)wait_for(std::chrono::seconds{2});
   reap_or_kill();
   if (stdout_fd_ >= 0)
     ::close(stdout_fd_);
@@ -73,10 +73,8 @@ void child_process::close_stdin() {
 }
 
 child_process::child_process(child_process&& other) noexcept
-  : pid_(std::exchange(other.pid_, -1)),
-    stdout_fd_(std::exchange(other.stdout_fd_, -1)),
-    stdin_fd_(std::exchange(other.stdin_fd_, -1)),
-    status_(std::move(other.status_)),
+  : pid_(std::exchange(other.pid_, -1)), stdout_fd_(std::exchange(other.stdout_fd_, -1)),
+    stdin_fd_(std::exchange(other.stdin_fd_, -1)), status_(std::move(other.status_)),
     buffer_(std::move(other.buffer_)) {}
 
 child_process& child_process::operator=(child_process&& other) noexcept {
@@ -101,7 +99,7 @@ void child_process::reap_or_kill() {
     ::kill(pid_, SIGTERM);
     if (!wait_for(std::chrono::seconds{2})) {
       ::kill(pid_, SIGKILL);
-      (void) wait_for(std::chrono::seconds{10});
+      (void)wait_for(std::chrono::seconds{10});
     }
   }
 }
@@ -166,7 +164,7 @@ std::string describe_wait_status(int status) {
     return "exit " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status))
     return "killed by signal " + std::to_string(WTERMSIG(status)) + " ("
-           + ::strsignal(WTERMSIG(status)) + ")";
+      + ::strsignal(WTERMSIG(status)) + ")";
   return "status " + std::to_string(status);
 }
 

@@ -59,7 +59,9 @@ struct gateway_state {
 using gateway_actor = caf::stateful_actor<gateway_state>;
 
 void remove_actor(std::vector<caf::actor>& v, const caf::actor_addr& a) {
-  std::erase_if(v, [&a](const caf::actor& x) { return x.address() == a; });
+  std::erase_if(v, [&a](const caf::actor& x) {
+    return x.address() == a;
+  });
 }
 
 void add_unique(std::vector<caf::actor>& v, caf::actor a) {
@@ -82,7 +84,7 @@ void send_envelope(gateway_actor* self, msg::envelope e) {
 
 /// Response handler for a request forwarded to a local actor on behalf of a remote one: sends
 /// whatever the actor answers back as a response envelope.
-template <class... Ts>
+template<class... Ts>
 caf::behavior reply_forwarder(gateway_actor* self, std::uint64_t correlation, msg::address to,
                               msg::address from, std::variant<Ts...>*) {
   auto reply = [self, correlation, to, from](msg::body b) {
@@ -94,25 +96,22 @@ caf::behavior reply_forwarder(gateway_actor* self, std::uint64_t correlation, ms
     e.payload = std::move(b);
     send_envelope(self, std::move(e));
   };
-  return caf::behavior{
-    [reply](Ts& x) { reply(msg::body{std::move(x)}); }...,
-    [reply](caf::error& err) {
-      auto code = error_code_of(err).value_or(msg::error_code::internal);
-      if (err == caf::sec::request_timeout)
-        code = msg::error_code::timeout;
-      reply(msg::error_reply{code, caf::to_string(err)});
-    }};
+  return caf::behavior{[reply](Ts& x) {
+                         reply(msg::body{std::move(x)});
+                       }...,
+                       [reply](caf::error& err) {
+                         auto code = error_code_of(err).value_or(msg::error_code::internal);
+                         if (err == caf::sec::request_timeout)
+                           code = msg::error_code::timeout;
+                         reply(msg::error_reply{code, caf::to_string(err)});
+                       }};
 }
 
 void deliver_incoming(gateway_actor* self, msg::envelope& e) {
   auto& st = self->state;
   switch (e.kind) {
-    case msg::envelope_kind::subscribe:
-      st.remote_subscribers[e.topic].insert(e.from.node);
-      return;
-    case msg::envelope_kind::unsubscribe:
-      st.remote_subscribers[e.topic].erase(e.from.node);
-      return;
+    case msg::envelope_kind::subscribe: st.remote_subscribers[e.topic].insert(e.from.node); return;
+    case msg::envelope_kind::unsubscribe: st.remote_subscribers[e.topic].erase(e.from.node); return;
     case msg::envelope_kind::response: {
       auto i = st.pending.find(e.correlation_id);
       if (i == st.pending.end())
@@ -135,7 +134,11 @@ void deliver_incoming(gateway_actor* self, msg::envelope& e) {
       if (i == st.subscribers.end())
         return;
       for (const auto& sub : i->second)
-        std::visit([&](auto& x) { self->send(sub, e.from, e.topic, x); }, *e.payload);
+        std::visit(
+          [&](auto& x) {
+            self->send(sub, e.from, e.topic, x);
+          },
+          *e.payload);
       return;
     }
     case msg::envelope_kind::oneway:
@@ -151,22 +154,25 @@ void deliver_incoming(gateway_actor* self, msg::envelope& e) {
       r.from = e.to;
       r.to = e.from;
       r.payload = msg::error_reply{msg::error_code::unknown_target,
-                                   "no actor named '" + e.to.actor + "' on node "
-                                     + st.cfg.node_id};
+                                   "no actor named '" + e.to.actor + "' on node " + st.cfg.node_id};
       send_envelope(self, std::move(r));
     }
     return;
   }
   if (e.kind == msg::envelope_kind::oneway) {
-    std::visit([&](auto& x) { self->send(target->second, e.from, std::move(x)); }, *e.payload);
+    std::visit(
+      [&](auto& x) {
+        self->send(target->second, e.from, std::move(x));
+      },
+      *e.payload);
     return;
   }
   std::visit(
     [&](auto& x) {
       auto h = self->request(target->second, st.cfg.request_timeout, e.from, std::move(x));
       self->add_multiplexed_response_handler(
-        h.id(), reply_forwarder(self, e.correlation_id, e.from, e.to,
-                                static_cast<msg::body*>(nullptr)));
+        h.id(),
+        reply_forwarder(self, e.correlation_id, e.from, e.to, static_cast<msg::body*>(nullptr)));
     },
     *e.payload);
 }
@@ -211,7 +217,7 @@ void on_peer_up(gateway_actor* self, peer_up& u) {
       self->send(watcher, u);
 }
 
-template <class... Ts>
+template<class... Ts>
 caf::behavior gateway_behavior(gateway_actor* self, std::variant<Ts...>*) {
   return {
     // -- one-way, request/response and publish for every message type --------------------------
@@ -330,8 +336,8 @@ caf::behavior gateway_behavior(gateway_actor* self, std::variant<Ts...>*) {
       auto i = s.pending.find(correlation);
       if (i == s.pending.end())
         return;
-      i->second.promise.deliver(make_error(msg::error_code::timeout,
-                                           "no response from node " + i->second.node));
+      i->second.promise.deliver(
+        make_error(msg::error_code::timeout, "no response from node " + i->second.node));
       s.pending.erase(i);
     },
   };
@@ -343,9 +349,15 @@ caf::behavior gateway_fun(gateway_actor* self, gateway_config cfg, std::shared_p
   st.io = std::move(io);
   auto me = caf::actor_cast<caf::actor>(self);
   st.io->start(transport_callbacks{
-    [me](msg::envelope&& e) { caf::anon_send(me, incoming_atom::value, std::move(e)); },
-    [me](peer_up u) { caf::anon_send(me, std::move(u)); },
-    [me](peer_down d) { caf::anon_send(me, std::move(d)); },
+    [me](msg::envelope&& e) {
+      caf::anon_send(me, incoming_atom::value, std::move(e));
+    },
+    [me](peer_up u) {
+      caf::anon_send(me, std::move(u));
+    },
+    [me](peer_down d) {
+      caf::anon_send(me, std::move(d));
+    },
   });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
@@ -367,8 +379,8 @@ caf::behavior gateway_fun(gateway_actor* self, gateway_config cfg, std::shared_p
 
 // CAF reserves code 0 for "no error": the wire codes are shifted by one.
 caf::error make_error(msg::error_code code, std::string text) {
-  return caf::error{static_cast<std::uint8_t>(static_cast<std::uint8_t>(code) + 1),
-                    error_category, caf::make_message(std::move(text))};
+  return caf::error{static_cast<std::uint8_t>(static_cast<std::uint8_t>(code) + 1), error_category,
+                    caf::make_message(std::move(text))};
 }
 
 std::optional<msg::error_code> error_code_of(const caf::error& e) {
@@ -419,14 +431,13 @@ void add_coupling_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<peer_down>("mummi.peer_down");
   cfg.add_message_type<peer_up>("mummi.peer_up");
   cfg.add_message_type<gateway_stats>("mummi.gateway_stats");
-  cfg.add_error_category(error_category, [](std::uint8_t code, caf::atom_value,
-                                            const caf::message& ctx) {
-    auto text = std::string{"mummi::"}
-                + msg::to_string(static_cast<msg::error_code>(code - 1));
-    if (ctx.match_elements<std::string>())
-      text += "(" + ctx.get_as<std::string>(0) + ")";
-    return text;
-  });
+  cfg.add_error_category(
+    error_category, [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
+      auto text = std::string{"mummi::"} + msg::to_string(static_cast<msg::error_code>(code - 1));
+      if (ctx.match_elements<std::string>())
+        text += "(" + ctx.get_as<std::string>(0) + ")";
+      return text;
+    });
 }
 
 gateway::gateway(caf::actor_system& sys, context& ctx, gateway_config cfg)

@@ -38,7 +38,10 @@ zmq::message_t share(const shared_bytes& bytes) {
   auto* hint = new shared_bytes(bytes);
   return zmq::message_t(
     const_cast<std::byte*>((*hint)->data()), (*hint)->size(),
-    [](void*, void* h) { delete static_cast<shared_bytes*>(h); }, hint);
+    [](void*, void* h) {
+      delete static_cast<shared_bytes*>(h);
+    },
+    hint);
 }
 
 struct command {
@@ -162,7 +165,8 @@ struct transport::impl {
   }
 
   shared_bytes heartbeat_bytes() {
-    return gateway_message(msg::heartbeat{cfg.node_id, incarnation, ++heartbeat_seq, unix_ns_now()});
+    return gateway_message(
+      msg::heartbeat{cfg.node_id, incarnation, ++heartbeat_seq, unix_ns_now()});
   }
 
   void do_connect(const std::string& node, const std::string& endpoint) {
@@ -217,9 +221,9 @@ struct transport::impl {
 
   void on_bytes(const std::string& node, bool via_router, const zmq::message_t& m) {
     ++received;
-    auto decoded = msg::decode(
-      std::span<const std::byte>(static_cast<const std::byte*>(m.data()), m.size()),
-      msg::decode_limits{cfg.max_message_bytes, 16});
+    auto decoded
+      = msg::decode(std::span<const std::byte>(static_cast<const std::byte*>(m.data()), m.size()),
+                    msg::decode_limits{cfg.max_message_bytes, 16});
     if (!decoded) {
       ++rejected;
       heard_from(node, via_router, nullptr);
@@ -251,10 +255,10 @@ struct transport::impl {
         return;
       if (!id.more()) // a peer without a routing frame cannot exist on a ROUTER; be safe
         continue;
-      (void) router->recv(payload, zmq::recv_flags::none);
+      (void)router->recv(payload, zmq::recv_flags::none);
       while (payload.more()) { // extra frames are not part of the protocol: drop them
         zmq::message_t extra;
-        (void) router->recv(extra, zmq::recv_flags::none);
+        (void)router->recv(extra, zmq::recv_flags::none);
         ++rejected;
       }
       on_bytes(id.to_string(), true, payload);
@@ -315,8 +319,8 @@ struct transport::impl {
   void run() {
     // Liveness is checked ten times per period so that a silent peer is reported soon after
     // it has missed its heartbeats, not up to a whole period later.
-    auto check_period = std::max<clock_type::duration>(cfg.heartbeat_period / 10,
-                                                       std::chrono::milliseconds{1});
+    auto check_period
+      = std::max<clock_type::duration>(cfg.heartbeat_period / 10, std::chrono::milliseconds{1});
     auto next_beat = clock_type::now() + cfg.heartbeat_period;
     auto next_check = clock_type::now() + check_period;
     auto last_activity = clock_type::now();
@@ -332,15 +336,14 @@ struct transport::impl {
         check_liveness(now);
         next_check = now + check_period;
       }
-      auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check)
-                                                               - now);
+      auto wait
+        = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check) - now);
       // Right after traffic the next message usually follows within microseconds: keep
       // polling without sleeping for a short while instead of paying for a wake-up.
       if (now - last_activity < cfg.busy_poll)
         wait = std::chrono::milliseconds{0};
       try {
-        if (zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds{0}))
-            > 0)
+        if (zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds{0})) > 0)
           last_activity = clock_type::now();
         std::size_t k = 0;
         if (items[k++].revents & ZMQ_POLLIN) {
@@ -393,7 +396,9 @@ transport::transport(context& ctx, const gateway_config& cfg)
 
 void transport::start(transport_callbacks cb) {
   impl_->cb = std::move(cb);
-  impl_->thread = std::thread([p = impl_.get()] { p->run(); });
+  impl_->thread = std::thread([p = impl_.get()] {
+    p->run();
+  });
 }
 
 transport::~transport() {
@@ -415,13 +420,15 @@ void transport::send(std::string node, std::vector<std::byte> bytes) {
 }
 
 void transport::send_to_all(std::vector<std::string> nodes, std::vector<std::byte> bytes) {
-  impl_->push(command{command::type::send, std::move(nodes),
-                      std::make_shared<const std::vector<std::byte>>(std::move(bytes)), {}});
+  impl_->push(command{command::type::send,
+                      std::move(nodes),
+                      std::make_shared<const std::vector<std::byte>>(std::move(bytes)),
+                      {}});
 }
 
 gateway_stats transport::stats() const {
-  return {impl_->sent.load(), impl_->received.load(), impl_->dropped.load(),
-          impl_->rejected.load(), 0};
+  return {impl_->sent.load(), impl_->received.load(), impl_->dropped.load(), impl_->rejected.load(),
+          0};
 }
 
 } // namespace mummi::coupling

@@ -57,7 +57,7 @@ public:
     return true;
   }
 
-  template <class T>
+  template<class T>
   void read(const YAML::Node& map, const std::string& path, const char* key, T& out,
             const std::function<std::string(const T&)>& check = {}) {
     auto node = map[key];
@@ -70,8 +70,8 @@ public:
         throw YAML::Exception(node.Mark(), "");
       value = node.as<T>();
     } catch (const YAML::Exception&) {
-      problem(node, full, std::string{"must be "} + type_name<T>() + ", got '" + text_of(node)
-                            + "'");
+      problem(node, full,
+              std::string{"must be "} + type_name<T>() + ", got '" + text_of(node) + "'");
       return;
     }
     if (check) {
@@ -86,8 +86,9 @@ public:
   /// Every problem, in the order they appear in the file.
   std::vector<std::string> problems() const {
     auto sorted = problems_;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+      return a.first < b.first;
+    });
     std::vector<std::string> out;
     for (auto& p : sorted)
       out.push_back(std::move(p.second));
@@ -95,7 +96,7 @@ public:
   }
 
 private:
-  template <class T>
+  template<class T>
   static const char* type_name() {
     if constexpr (std::is_same_v<T, std::string>)
       return "a string";

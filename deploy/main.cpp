@@ -65,8 +65,7 @@ int run_campaign(const std::string& config_file) {
   gc.missed_heartbeats = cfg.missed_heartbeats;
   cpl::gateway gw{sys, ctx, gc};
   std::ofstream(cfg.dir / "head.endpoint") << gw.endpoint() << '\n';
-  log->info("campaign '{}' in {}: head listening on {}", cfg.name, cfg.dir.string(),
-            gw.endpoint());
+  log->info("campaign '{}' in {}: head listening on {}", cfg.name, cfg.dir.string(), gw.endpoint());
   auto registry = act::spawn_node_registry(
     sys, gw.handle(), act::node_registry_config{"head", cfg.name, cfg.heartbeat_period}, log);
 
@@ -84,11 +83,14 @@ int run_campaign(const std::string& config_file) {
   std::vector<msg::node_status> joined;
   bool ok = true;
   self->request(registry, 60s, act::await_nodes_atom::value, std::uint32_t{cfg.local_nodes})
-    .receive([&](std::vector<msg::node_status>& v) { joined = std::move(v); },
-             [&](caf::error& e) {
-               log->error("node agents did not all join: {}", sys.render(e));
-               ok = false;
-             });
+    .receive(
+      [&](std::vector<msg::node_status>& v) {
+        joined = std::move(v);
+      },
+      [&](caf::error& e) {
+        log->error("node agents did not all join: {}", sys.render(e));
+        ok = false;
+      });
 
   if (ok) {
     std::printf("%-10s %6s %5s %14s %14s\n", "node", "cores", "gpus", "ping p50 (us)",
@@ -97,27 +99,29 @@ int run_campaign(const std::string& config_file) {
       std::vector<double> rtt;
       for (std::uint64_t k = 0; k < 200 && ok; ++k) {
         auto t0 = std::chrono::steady_clock::now();
-        self->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
-                      msg::ping{k, {}})
+        self
+          ->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
+                    msg::ping{k, {}})
           .receive(
             [&](msg::ping&) {
-              rtt.push_back(std::chrono::duration<double, std::micro>(
-                              std::chrono::steady_clock::now() - t0)
-                              .count());
+              rtt.push_back(
+                std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                  .count());
             },
             [&](caf::error& e) {
               log->error("ping to {} failed: {}", n.node_id, sys.render(e));
               ok = false;
             });
       }
-      std::printf("%-10s %6u %5u %14.0f %14.0f\n", n.node_id.c_str(), n.cores_total,
-                  n.gpus_total, percentile(rtt, 0.5), percentile(rtt, 0.99));
+      std::printf("%-10s %6u %5u %14.0f %14.0f\n", n.node_id.c_str(), n.cores_total, n.gpus_total,
+                  percentile(rtt, 0.5), percentile(rtt, 0.99));
     }
   }
   // Stop every agent gracefully, then make sure every process is gone.
   for (const auto& n : joined)
-    self->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
-                  msg::control{msg::control_command::stop, "", "", {}, "mummi run"})
+    self
+      ->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
+                msg::control{msg::control_command::stop, "", "", {}, "mummi run"})
       .receive([](msg::ack&) {},
                [&](caf::error& e) {
                  log->warn("{} did not acknowledge stop: {}", n.node_id, sys.render(e));
@@ -162,8 +166,9 @@ int run_node(const std::string& head, act::node_agent_config cfg, unsigned heart
 int main(int argc, char** argv) {
   CLI::App app{"mummi: ML-driven multiscale molecular-dynamics campaigns"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string{"mummi " MUMMI_VERSION " (wire protocol "}
-                                      + std::to_string(msg::protocol_version) + ")");
+  app.set_version_flag("--version",
+                       std::string{"mummi " MUMMI_VERSION " (wire protocol "}
+                         + std::to_string(msg::protocol_version) + ")");
 
   std::string config_file;
   auto* run = app.add_subcommand("run", "Run a campaign on this machine (head + node agents)");
@@ -186,7 +191,8 @@ int main(int argc, char** argv) {
   auto* node = app.add_subcommand("node", "Run the node agent of this machine");
   node->add_option("--head", head, "Head endpoint (tcp://HOST:PORT)")->required();
   node->add_option("--node-id", node_cfg.node_id, "Node id (default: the host name)");
-  node->add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat period")->check(CLI::Range(10u, 60000u));
+  node->add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat period")
+    ->check(CLI::Range(10u, 60000u));
   node->add_option("--grace-s", grace_s, "Seconds to wait for a lost head before stopping")
     ->check(CLI::Range(1u, 86400u));
   node->add_option("--cores", node_cfg.cores, "Cores to offer (default: detected)");

@@ -27,19 +27,24 @@ namespace {
 
 // --- encoding ---------------------------------------------------------------------------------
 
+/// Text with its exact length (a std::string may hold NUL bytes; c_str() would cut them).
+capnp::Text::Reader txt(const std::string& s) {
+  return {s.data(), s.size()};
+}
+
 void put(w::Address::Builder b, const address& a) {
-  b.setNode(a.node);
-  b.setActor(a.actor);
+  b.setNode(txt(a.node));
+  b.setActor(txt(a.actor));
 }
 
 void put_kvs(capnp::List<w::KeyValue>::Builder l, const std::vector<key_value>& kvs) {
   for (unsigned i = 0; i < kvs.size(); ++i) {
-    l[i].setKey(kvs[i].key);
-    l[i].setValue(kvs[i].value);
+    l[i].setKey(txt(kvs[i].key));
+    l[i].setValue(txt(kvs[i].value));
   }
 }
 
-template <class T, class Builder>
+template<class T, class Builder>
 void put_list(Builder l, const std::vector<T>& v) {
   if constexpr (std::endian::native == std::endian::little) {
     // Cap'n Proto stores primitive lists as little-endian arrays: copy them in one go.
@@ -55,12 +60,12 @@ void put_list(Builder l, const std::vector<T>& v) {
 
 void put_features(capnp::List<w::Feature>::Builder l, const std::vector<feature>& fs) {
   for (unsigned i = 0; i < fs.size(); ++i) {
-    l[i].setName(fs[i].name);
+    l[i].setName(txt(fs[i].name));
     put_list(l[i].initValues(fs[i].values.size()), fs[i].values);
   }
 }
 
-template <class To, class From>
+template<class To, class From>
 To enum_cast(From x) {
   return static_cast<To>(static_cast<std::underlying_type_t<From>>(x));
 }
@@ -70,29 +75,29 @@ struct body_writer {
 
   void operator()(const node_hello& m) {
     auto x = b.initNodeHello();
-    x.setNodeId(m.node_id);
-    x.setHostname(m.hostname);
+    x.setNodeId(txt(m.node_id));
+    x.setHostname(txt(m.hostname));
     x.setIncarnation(m.incarnation);
     x.setPid(m.pid);
     x.setCores(m.cores);
     x.setGpus(m.gpus);
-    x.setVersion(m.version);
+    x.setVersion(txt(m.version));
   }
   void operator()(const node_welcome& m) {
     auto x = b.initNodeWelcome();
-    x.setHeadId(m.head_id);
-    x.setCampaign(m.campaign);
+    x.setHeadId(txt(m.head_id));
+    x.setCampaign(txt(m.campaign));
     x.setHeartbeatPeriodMs(m.heartbeat_period_ms);
     x.setIncarnation(m.incarnation);
   }
   void operator()(const node_bye& m) {
     auto x = b.initNodeBye();
-    x.setNodeId(m.node_id);
-    x.setReason(m.reason);
+    x.setNodeId(txt(m.node_id));
+    x.setReason(txt(m.reason));
   }
   void operator()(const heartbeat& m) {
     auto x = b.initHeartbeat();
-    x.setNodeId(m.node_id);
+    x.setNodeId(txt(m.node_id));
     x.setIncarnation(m.incarnation);
     x.setSeq(m.seq);
     x.setSentUnixNs(m.sent_unix_ns);
@@ -117,7 +122,7 @@ struct body_writer {
       y.setId(s.id);
       put_list(y.initLatent(s.latent.size()), s.latent);
       y.setLambda(s.lambda);
-      y.setSampler(s.sampler);
+      y.setSampler(txt(s.sampler));
       put_list(y.initCoordsNm(s.coords_nm.size()), s.coords_nm);
       y.setEpotKjMol(s.epot_kj_mol);
       y.setFmaxKjMolNm(s.fmax_kj_mol_nm);
@@ -134,14 +139,14 @@ struct body_writer {
     x.setCores(m.cores);
     x.setGpus(m.gpus);
     x.setTargetNs(m.target_ns);
-    x.setInputDir(m.input_dir);
-    x.setWorkDir(m.work_dir);
+    x.setInputDir(txt(m.input_dir));
+    x.setWorkDir(txt(m.work_dir));
     put_kvs(x.initParams(m.params.size()), m.params);
   }
   void operator()(const job_accepted& m) {
     auto x = b.initJobAccepted();
     x.setJobId(m.job_id);
-    x.setNodeId(m.node_id);
+    x.setNodeId(txt(m.node_id));
   }
   void operator()(const job_progress& m) {
     auto x = b.initJobProgress();
@@ -155,14 +160,14 @@ struct body_writer {
     x.setJobId(m.job_id);
     x.setStatus(enum_cast<w::JobStatus>(m.status));
     x.setReason(enum_cast<w::FailureReason>(m.reason));
-    x.setMessage(m.message);
-    x.setOutputDir(m.output_dir);
+    x.setMessage(txt(m.message));
+    x.setOutputDir(txt(m.output_dir));
     x.setNsDone(m.ns_done);
   }
   void operator()(const job_cancel& m) {
     auto x = b.initJobCancel();
     x.setJobId(m.job_id);
-    x.setReason(m.reason);
+    x.setReason(txt(m.reason));
   }
   void operator()(const frame_features& m) {
     auto x = b.initFrameFeatures();
@@ -186,25 +191,25 @@ struct body_writer {
   void operator()(const control& m) {
     auto x = b.initControl();
     x.setCommand(enum_cast<w::ControlCommand>(m.command));
-    x.setTarget(m.target);
-    x.setValue(m.value);
+    x.setTarget(txt(m.target));
+    x.setValue(txt(m.value));
     put_kvs(x.initParams(m.params.size()), m.params);
-    x.setIssuer(m.issuer);
+    x.setIssuer(txt(m.issuer));
   }
   void operator()(const monitor_subscribe& m) {
     auto x = b.initMonitorSubscribe();
     auto l = x.initTopics(m.topics.size());
     for (unsigned i = 0; i < m.topics.size(); ++i)
-      l.set(i, m.topics[i]);
-    x.setClient(m.client);
+      l.set(i, txt(m.topics[i]));
+    x.setClient(txt(m.client));
   }
   void operator()(const monitor_event& m) {
     auto x = b.initMonitorEvent();
     x.setSeq(m.seq);
     x.setUnixNs(m.unix_ns);
-    x.setTopic(m.topic);
-    x.setKind(m.kind);
-    x.setText(m.text);
+    x.setTopic(txt(m.topic));
+    x.setKind(txt(m.kind));
+    x.setText(txt(m.text));
     put_kvs(x.initFields(m.fields.size()), m.fields);
   }
   void operator()(const monitor_snapshot& m) {
@@ -213,7 +218,7 @@ struct body_writer {
     auto l = x.initNodes(m.nodes.size());
     for (unsigned i = 0; i < m.nodes.size(); ++i) {
       const auto& n = m.nodes[i];
-      l[i].setNodeId(n.node_id);
+      l[i].setNodeId(txt(n.node_id));
       l[i].setAlive(n.alive);
       l[i].setCoresTotal(n.cores_total);
       l[i].setCoresBusy(n.cores_busy);
@@ -225,20 +230,20 @@ struct body_writer {
     x.setJobsDone(m.jobs_done);
     x.setJobsFailed(m.jobs_failed);
     x.setStructureBuffer(m.structure_buffer);
-    x.setSampler(m.sampler);
+    x.setSampler(txt(m.sampler));
     x.setNsSimulated(m.ns_simulated);
     x.setNsPerDay(m.ns_per_day);
     auto errs = x.initRecentErrors(m.recent_errors.size());
     for (unsigned i = 0; i < m.recent_errors.size(); ++i)
-      errs.set(i, m.recent_errors[i]);
+      errs.set(i, txt(m.recent_errors[i]));
   }
   void operator()(const error_reply& m) {
     auto x = b.initErrorReply();
     x.setCode(enum_cast<w::ErrorCode>(m.code));
-    x.setMessage(m.message);
+    x.setMessage(txt(m.message));
   }
   void operator()(const ack& m) {
-    b.initAck().setText(m.text);
+    b.initAck().setText(txt(m.text));
   }
 };
 
@@ -271,7 +276,7 @@ std::string str(capnp::Text::Reader t) {
   return {t.begin(), t.size()};
 }
 
-template <class Out, class E>
+template<class Out, class E>
 Out checked_enum(E value, E last, const char* path) {
   auto raw = static_cast<std::uint16_t>(value);
   if (raw > static_cast<std::uint16_t>(last))
@@ -279,7 +284,7 @@ Out checked_enum(E value, E last, const char* path) {
   return static_cast<Out>(raw);
 }
 
-template <class T>
+template<class T>
 std::vector<T> get_list(typename capnp::List<T>::Reader l) {
   std::vector<T> v(l.size());
   if constexpr (std::endian::native == std::endian::little) {
@@ -294,7 +299,7 @@ std::vector<T> get_list(typename capnp::List<T>::Reader l) {
   return v;
 }
 
-template <class T>
+template<class T>
 std::vector<T> finite_list(typename capnp::List<T>::Reader l, const std::string& path) {
   auto v = get_list<T>(l);
   for (auto x : v)
@@ -303,7 +308,7 @@ std::vector<T> finite_list(typename capnp::List<T>::Reader l, const std::string&
   return v;
 }
 
-template <class T>
+template<class T>
 T finite(T x, const char* path) {
   if (!std::isfinite(x))
     bad_field(path, "value is not finite");
@@ -318,13 +323,13 @@ std::vector<key_value> get_kvs(capnp::List<w::KeyValue>::Reader l) {
   return v;
 }
 
-std::vector<feature> get_features(capnp::List<w::Feature>::Reader l) {
+std::vector<feature> get_features(capnp::List<w::Feature>::Reader l, const char* path) {
   std::vector<feature> v;
   v.reserve(l.size());
   for (auto f : l) {
     feature out;
     out.name = str(f.getName());
-    out.values = get_list<double>(f.getValues());
+    out.values = finite_list<double>(f.getValues(), path);
     v.push_back(std::move(out));
   }
   return v;
@@ -419,8 +424,8 @@ body read_body(w::Envelope::Body::Reader b) {
       auto x = b.getJobFinished();
       job_finished out;
       out.job_id = x.getJobId();
-      out.status = checked_enum<job_status>(x.getStatus(), w::JobStatus::CANCELLED,
-                                            "jobFinished.status");
+      out.status
+        = checked_enum<job_status>(x.getStatus(), w::JobStatus::CANCELLED, "jobFinished.status");
       out.reason = checked_enum<failure_reason>(x.getReason(), w::FailureReason::OTHER,
                                                 "jobFinished.reason");
       out.message = str(x.getMessage());
@@ -439,7 +444,7 @@ body read_body(w::Envelope::Body::Reader b) {
       out.structure_id = x.getStructureId();
       out.frame_index = x.getFrameIndex();
       out.time_ps = finite(x.getTimePs(), "frameFeatures.timePs");
-      out.features = get_features(x.getFeatures());
+      out.features = get_features(x.getFeatures(), "features.values");
       out.latent = finite_list<float>(x.getLatent(), "frameFeatures.latent");
       return out;
     }
@@ -452,14 +457,14 @@ body read_body(w::Envelope::Body::Reader b) {
       out.ok = x.getOk();
       out.latent = finite_list<float>(x.getLatent(), "feedback.latent");
       out.lambda = finite(x.getLambda(), "feedback.lambda");
-      out.features = get_features(x.getFeatures());
+      out.features = get_features(x.getFeatures(), "features.values");
       return out;
     }
     case B::CONTROL: {
       auto x = b.getControl();
       control out;
-      out.command = checked_enum<control_command>(x.getCommand(), w::ControlCommand::STOP,
-                                                  "control.command");
+      out.command
+        = checked_enum<control_command>(x.getCommand(), w::ControlCommand::STOP, "control.command");
       out.target = str(x.getTarget());
       out.value = str(x.getValue());
       out.params = get_kvs(x.getParams());
@@ -484,8 +489,8 @@ body read_body(w::Envelope::Body::Reader b) {
       monitor_snapshot out;
       out.unix_ns = x.getUnixNs();
       for (auto n : x.getNodes())
-        out.nodes.push_back({str(n.getNodeId()), n.getAlive(), n.getCoresTotal(),
-                             n.getCoresBusy(), n.getGpusTotal(), n.getGpusBusy()});
+        out.nodes.push_back({str(n.getNodeId()), n.getAlive(), n.getCoresTotal(), n.getCoresBusy(),
+                             n.getGpusTotal(), n.getGpusBusy()});
       out.jobs_queued = x.getJobsQueued();
       out.jobs_running = x.getJobsRunning();
       out.jobs_done = x.getJobsDone();
@@ -544,7 +549,7 @@ void encode(const envelope& e, std::vector<std::byte>& out) {
   r.setCorrelationId(e.correlation_id);
   put(r.initFrom(), e.from);
   put(r.initTo(), e.to);
-  r.setTopic(e.topic);
+  r.setTopic(txt(e.topic));
   if (e.payload)
     std::visit(body_writer{r.getBody()}, *e.payload);
   else
@@ -565,12 +570,12 @@ expected<envelope, wire_error> decode(std::span<const std::byte> bytes,
                                       const decode_limits& limits) {
   using kind = wire_error::kind;
   if (bytes.size() > limits.max_bytes)
-    return unexpected{wire_error{kind::too_large, std::to_string(bytes.size())
-                                                    + " bytes, limit "
-                                                    + std::to_string(limits.max_bytes)}};
+    return unexpected{wire_error{kind::too_large,
+                                 std::to_string(bytes.size()) + " bytes, limit "
+                                   + std::to_string(limits.max_bytes)}};
   if (bytes.size() < sizeof(capnp::word) || bytes.size() % sizeof(capnp::word) != 0)
-    return unexpected{wire_error{kind::malformed, std::to_string(bytes.size())
-                                                    + " bytes is not a whole number of words"}};
+    return unexpected{wire_error{
+      kind::malformed, std::to_string(bytes.size()) + " bytes is not a whole number of words"}};
   // Cap'n Proto reads words in place: copy buffers that are not 8-byte aligned.
   kj::Array<capnp::word> copy;
   kj::ArrayPtr<const capnp::word> words;

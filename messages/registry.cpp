@@ -6,12 +6,12 @@ namespace mummi::messages {
 
 namespace {
 
-template <class T>
+template<class T>
 void add(caf::actor_system_config& cfg, const char* name) {
   cfg.add_message_type<T>(std::string{"mummi."} + name);
 }
 
-template <class... Ts>
+template<class... Ts>
 void add_all(caf::actor_system_config& cfg, std::variant<Ts...>*) {
   (add<Ts>(cfg, type_name(body{Ts{}})), ...);
 }

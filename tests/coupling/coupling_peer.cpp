@@ -47,18 +47,25 @@ int main(int argc, char** argv) {
     auto peer = connect.substr(0, eq);
     self->send(gw.handle(), cpl::connect_atom::value, peer, connect.substr(eq + 1));
     self->send(gw.handle(), cpl::watch_atom::value, peer);
-    self->receive([&](const cpl::peer_up& u) { std::cout << "up " << u.node << std::endl; },
-                  caf::after(10s) >> [&] { std::cout << "no contact with " << peer << std::endl; });
+    self->receive(
+      [&](const cpl::peer_up& u) {
+        std::cout << "up " << u.node << std::endl;
+      },
+      caf::after(10s) >>
+        [&] {
+          std::cout << "no contact with " << peer << std::endl;
+        });
   }
   if (requests > 0) {
-    auto pump = sys.spawn(mummi::test::request_pump<msg::ping>, gw.handle(),
-                          msg::address{to, "echo"}, requests, window,
-                          std::function<msg::ping(std::uint64_t)>([](std::uint64_t seq) {
-                            return msg::ping{seq, std::vector<std::uint8_t>(64, 7)};
-                          }),
-                          std::function<std::uint64_t(const msg::ping&)>(
-                            [](const msg::ping& p) { return p.seq; }),
-                          false);
+    auto pump
+      = sys.spawn(mummi::test::request_pump<msg::ping>, gw.handle(), msg::address{to, "echo"},
+                  requests, window, std::function<msg::ping(std::uint64_t)>([](std::uint64_t seq) {
+                    return msg::ping{seq, std::vector<std::uint8_t>(64, 7)};
+                  }),
+                  std::function<std::uint64_t(const msg::ping&)>([](const msg::ping& p) {
+                    return p.seq;
+                  }),
+                  false);
     self->request(pump, 120s, mummi::test::pump_start_atom::value)
       .receive(
         [&](const mummi::test::pump_result& r) {
@@ -68,7 +75,9 @@ int main(int argc, char** argv) {
             std::cout << "requests failed ok=" << r.ok << " mismatched=" << r.mismatched
                       << " failed=" << r.failed << " " << r.first_error << std::endl;
         },
-        [&](caf::error& e) { std::cout << "requests failed " << caf::to_string(e) << std::endl; });
+        [&](caf::error& e) {
+          std::cout << "requests failed " << caf::to_string(e) << std::endl;
+        });
     self->send_exit(pump, caf::exit_reason::user_shutdown);
   }
   std::cout << "serving" << std::endl;

@@ -59,31 +59,38 @@ protected:
   mummi::test::pump_result pump(const cpl::gateway& gw, const std::string& to,
                                 std::uint64_t count) {
     auto p = sys.spawn(mummi::test::request_pump<msg::ping>, gw.handle(), msg::address{to, "echo"},
-                       count, 16u,
-                       std::function<msg::ping(std::uint64_t)>([](std::uint64_t seq) {
+                       count, 16u, std::function<msg::ping(std::uint64_t)>([](std::uint64_t seq) {
                          return msg::ping{seq, std::vector<std::uint8_t>(64, 1)};
                        }),
-                       std::function<std::uint64_t(const msg::ping&)>(
-                         [](const msg::ping& x) { return x.seq; }),
+                       std::function<std::uint64_t(const msg::ping&)>([](const msg::ping& x) {
+                         return x.seq;
+                       }),
                        false);
     mummi::test::pump_result out;
     caf::scoped_actor self{sys};
     self->request(p, 120s, mummi::test::pump_start_atom::value)
-      .receive([&](mummi::test::pump_result& r) { out = std::move(r); },
-               [&](caf::error& e) { out.first_error = caf::to_string(e); });
+      .receive(
+        [&](mummi::test::pump_result& r) {
+          out = std::move(r);
+        },
+        [&](caf::error& e) {
+          out.first_error = caf::to_string(e);
+        });
     self->send_exit(p, caf::exit_reason::user_shutdown);
     return out;
   }
 
   /// Waits for a peer event about `node`; returns the time it took.
-  template <class Event>
+  template<class Event>
   std::optional<std::chrono::steady_clock::duration>
   await_event(caf::scoped_actor& self, const std::string& node, std::chrono::seconds timeout,
               bool want_restarted = false) {
     auto t0 = std::chrono::steady_clock::now();
     std::optional<std::chrono::steady_clock::duration> took;
     bool done = false;
-    self->receive_while([&] { return !done; })(
+    self->receive_while([&] {
+      return !done;
+    })(
       [&](const Event& e) {
         bool match = e.node == node;
         if constexpr (std::is_same_v<Event, cpl::peer_up>)
@@ -94,7 +101,10 @@ protected:
         }
       },
       [&](const cpl::peer_up&) {}, [&](const cpl::peer_down&) {},
-      caf::after(timeout) >> [&] { done = true; });
+      caf::after(timeout) >>
+        [&] {
+          done = true;
+        });
     return took;
   }
 
@@ -114,9 +124,11 @@ TEST_F(cross_process_test, killed_dialing_peer_is_detected_and_traffic_resumes_a
   self->send(head.handle(), cpl::register_atom::value, std::string{"echo"}, echo);
   self->send(head.handle(), cpl::watch_atom::value, std::string{"node-1"});
 
-  std::vector<std::string> args{"--node", "node-1", "--connect", "head=" + head.endpoint(),
+  std::vector<std::string> args{"--node",         "node-1",
+                                "--connect",      "head=" + head.endpoint(),
                                 "--heartbeat-ms", std::to_string(heartbeat.count()),
-                                "--requests", "10000", "--to", "head"};
+                                "--requests",     "10000",
+                                "--to",           "head"};
   auto peer = start_peer(args);
   ASSERT_TRUE(await_event<cpl::peer_up>(self, "node-1", 30s));
   auto mine = pump(head, "node-1", 10000); // concurrently with the peer's own 10,000
@@ -166,8 +178,8 @@ TEST_F(cross_process_test, killed_listening_peer_is_detected_and_redialed_after_
   EXPECT_LE(*took, 3 * heartbeat + heartbeat / 2)
     << std::chrono::duration_cast<std::chrono::milliseconds>(*took).count() << " ms";
 
-  auto again = start_peer({"--node", "node-1", "--bind", endpoint, "--heartbeat-ms",
-                           std::to_string(heartbeat.count())});
+  auto again = start_peer(
+    {"--node", "node-1", "--bind", endpoint, "--heartbeat-ms", std::to_string(heartbeat.count())});
   EXPECT_EQ(expect_line(again, "endpoint "), endpoint);
   ASSERT_TRUE(await_event<cpl::peer_up>(self, "node-1", 30s));
   auto after = pump(head, "node-1", 1000);

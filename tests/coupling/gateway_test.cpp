@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 
 #include "../support/actor_system.hpp"
@@ -35,9 +36,17 @@ protected:
 /// Waits for a peer_up of `node` on `self`.
 bool await_up(caf::scoped_actor& self, const std::string& node, bool want_restarted = false) {
   bool seen = false;
-  self->receive_while([&] { return !seen; })(
-    [&](const cpl::peer_up& u) { seen = u.node == node && (!want_restarted || u.restarted); },
-    [&](const cpl::peer_down&) {}, caf::after(5s) >> [&] { seen = true; });
+  self->receive_while([&] {
+    return !seen;
+  })(
+    [&](const cpl::peer_up& u) {
+      seen = u.node == node && (!want_restarted || u.restarted);
+    },
+    [&](const cpl::peer_down&) {},
+    caf::after(5s) >>
+      [&] {
+        seen = true;
+      });
   return seen;
 }
 
@@ -50,22 +59,38 @@ TEST_F(gateway_test, request_reaches_a_remote_actor_and_the_reply_comes_back) {
   auto echo = sys.spawn(mummi::test::echo_actor);
   caf::scoped_actor self{sys};
   self->request(head.handle(), 5s, cpl::register_atom::value, std::string{"echo"}, echo)
-    .receive([] {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    .receive([] {},
+             [](caf::error& e) {
+               FAIL() << caf::to_string(e);
+             });
   self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
 
   for (std::uint64_t i = 0; i < 100; ++i) {
     msg::ping p{i, {1, 2, 3}};
     self->request(node.handle(), 5s, cpl::request_atom::value, msg::address{"head", "echo"}, p)
-      .receive([&](msg::ping& r) { EXPECT_EQ(r, p); },
-               [](caf::error& e) { FAIL() << caf::to_string(e); });
+      .receive(
+        [&](msg::ping& r) {
+          EXPECT_EQ(r, p);
+        },
+        [](caf::error& e) {
+          FAIL() << caf::to_string(e);
+        });
   }
   // And the other way round: the head reaches an actor on the node that dialed it.
   self->request(node.handle(), 5s, cpl::register_atom::value, std::string{"echo"}, echo)
-    .receive([] {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    .receive([] {},
+             [](caf::error& e) {
+               FAIL() << caf::to_string(e);
+             });
   auto batch = mummi::test::sample_batch(10);
   self->request(head.handle(), 5s, cpl::request_atom::value, msg::address{"node-1", "echo"}, batch)
-    .receive([&](msg::structure_batch& r) { EXPECT_EQ(r, batch); },
-             [](caf::error& e) { FAIL() << caf::to_string(e); });
+    .receive(
+      [&](msg::structure_batch& r) {
+        EXPECT_EQ(r, batch);
+      },
+      [](caf::error& e) {
+        FAIL() << caf::to_string(e);
+      });
   self->send_exit(echo, caf::exit_reason::user_shutdown);
 }
 
@@ -74,34 +99,46 @@ TEST_F(gateway_test, unknown_remote_actor_gives_an_error_naming_it) {
   cpl::gateway node{sys, ctx, config("node-1", "")};
   caf::scoped_actor self{sys};
   self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
-  self->request(node.handle(), 5s, cpl::request_atom::value, msg::address{"head", "nobody"},
-                msg::ping{1, {}})
-    .receive([](msg::ping&) { FAIL() << "a reply from nobody"; },
-             [](caf::error& e) {
-               EXPECT_EQ(cpl::error_code_of(e), msg::error_code::unknown_target);
-               EXPECT_NE(caf::to_string(e).find("nobody"), std::string::npos)
-                 << caf::to_string(e);
-             });
+  self
+    ->request(node.handle(), 5s, cpl::request_atom::value, msg::address{"head", "nobody"},
+              msg::ping{1, {}})
+    .receive(
+      [](msg::ping&) {
+        FAIL() << "a reply from nobody";
+      },
+      [](caf::error& e) {
+        EXPECT_EQ(cpl::error_code_of(e), msg::error_code::unknown_target);
+        EXPECT_NE(caf::to_string(e).find("nobody"), std::string::npos) << caf::to_string(e);
+      });
 }
 
 TEST_F(gateway_test, one_way_messages_carry_the_sender_address) {
   cpl::gateway head{sys, ctx, config("head")};
   cpl::gateway node{sys, ctx, config("node-1", "")};
   caf::scoped_actor self{sys};
-  self->request(head.handle(), 5s, cpl::register_atom::value, std::string{"wm"},
-                caf::actor{self})
-    .receive([] {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  self->request(head.handle(), 5s, cpl::register_atom::value, std::string{"wm"}, caf::actor{self})
+    .receive([] {},
+             [](caf::error& e) {
+               FAIL() << caf::to_string(e);
+             });
   self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
   self->send(node.handle(), cpl::send_atom::value, msg::address{"head", "wm"},
              msg::job_progress{7, 1.5, 2000.0, 3});
   bool got = false;
-  self->receive_while([&] { return !got; })(
+  self->receive_while([&] {
+    return !got;
+  })(
     [&](const msg::address& from, const msg::job_progress& p) {
       EXPECT_EQ(from.node, "node-1");
       EXPECT_EQ(p.job_id, 7u);
       got = true;
     },
-    [](const cpl::peer_up&) {}, caf::after(5s) >> [&] { got = true; FAIL() << "nothing came"; });
+    [](const cpl::peer_up&) {},
+    caf::after(5s) >>
+      [&] {
+        got = true;
+        FAIL() << "nothing came";
+      });
 }
 
 TEST_F(gateway_test, subscribers_receive_published_events_and_resubscribe_after_restart) {
@@ -143,16 +180,24 @@ TEST_F(gateway_test, watcher_is_told_when_a_peer_stops_and_requests_to_it_fail_f
   ASSERT_TRUE(await_up(self, "node-1"));
   node.reset();
   std::optional<cpl::peer_down> down;
-  self->receive([&](cpl::peer_down& d) { down = d; }, caf::after(5s) >> [] {});
+  self->receive(
+    [&](cpl::peer_down& d) {
+      down = d;
+    },
+    caf::after(5s) >> [] {});
   ASSERT_TRUE(down);
   EXPECT_EQ(down->node, "node-1");
   auto t0 = std::chrono::steady_clock::now();
-  self->request(head.handle(), 5s, cpl::request_atom::value, msg::address{"node-1", "echo"},
-                msg::ping{1, {}})
-    .receive([](msg::ping&) { FAIL(); },
-             [](caf::error& e) {
-               EXPECT_EQ(cpl::error_code_of(e), msg::error_code::peer_down);
-             });
+  self
+    ->request(head.handle(), 5s, cpl::request_atom::value, msg::address{"node-1", "echo"},
+              msg::ping{1, {}})
+    .receive(
+      [](msg::ping&) {
+        FAIL();
+      },
+      [](caf::error& e) {
+        EXPECT_EQ(cpl::error_code_of(e), msg::error_code::peer_down);
+      });
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 }
 
@@ -182,13 +227,54 @@ TEST_F(gateway_test, local_targets_are_reached_without_the_wire) {
   auto echo = sys.spawn(mummi::test::echo_actor);
   caf::scoped_actor self{sys};
   self->request(head.handle(), 5s, cpl::register_atom::value, std::string{"echo"}, echo)
-    .receive([] {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
-  self->request(head.handle(), 5s, cpl::request_atom::value, msg::address{"head", "echo"},
-                msg::ping{5, {9}})
-    .receive([](msg::ping& p) { EXPECT_EQ(p.seq, 5u); },
-             [](caf::error& e) { FAIL() << caf::to_string(e); });
+    .receive([] {},
+             [](caf::error& e) {
+               FAIL() << caf::to_string(e);
+             });
+  self
+    ->request(head.handle(), 5s, cpl::request_atom::value, msg::address{"head", "echo"},
+              msg::ping{5, {9}})
+    .receive(
+      [](msg::ping& p) {
+        EXPECT_EQ(p.seq, 5u);
+      },
+      [](caf::error& e) {
+        FAIL() << caf::to_string(e);
+      });
   self->request(head.handle(), 5s, cpl::stats_atom::value)
-    .receive([](const cpl::gateway_stats& s) { EXPECT_EQ(s.sent, 0u); },
-             [](caf::error& e) { FAIL() << caf::to_string(e); });
+    .receive(
+      [](const cpl::gateway_stats& s) {
+        EXPECT_EQ(s.sent, 0u);
+      },
+      [](caf::error& e) {
+        FAIL() << caf::to_string(e);
+      });
   self->send_exit(echo, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(gateway_test, ipc_and_inproc_endpoints_work_like_tcp) {
+  auto ipc = "ipc://"
+    + (std::filesystem::temp_directory_path()
+       / ("mummi-gw-" + std::to_string(::getpid()) + ".sock"))
+        .string();
+  for (const std::string& bind : {ipc, std::string{"inproc://mummi-head"}}) {
+    cpl::gateway head{sys, ctx, config("head", bind)};
+    cpl::gateway node{sys, ctx, config("node-1", "")};
+    EXPECT_EQ(head.endpoint(), bind);
+    auto echo = sys.spawn(mummi::test::echo_actor);
+    caf::scoped_actor self{sys};
+    self->send(head.handle(), cpl::register_atom::value, std::string{"echo"}, echo);
+    self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
+    self
+      ->request(node.handle(), 5s, cpl::request_atom::value, msg::address{"head", "echo"},
+                msg::ping{3, {4}})
+      .receive(
+        [](msg::ping& p) {
+          EXPECT_EQ(p.seq, 3u);
+        },
+        [&](caf::error& e) {
+          FAIL() << bind << ": " << sys.render(e);
+        });
+    self->send_exit(echo, caf::exit_reason::user_shutdown);
+  }
 }

@@ -38,8 +38,8 @@ result run_mummi(std::vector<std::string> args, std::chrono::seconds timeout = 6
 
 std::filesystem::path temp_dir() {
   auto d = std::filesystem::temp_directory_path()
-           / ("mummi-cli-" + std::to_string(::getpid()) + "-"
-              + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    / ("mummi-cli-" + std::to_string(::getpid()) + "-"
+       + ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
@@ -94,14 +94,18 @@ TEST(cli, node_agent_stops_when_the_head_is_gone_past_the_grace_period) {
   gc.heartbeat_period = 100ms;
   auto head = std::make_unique<cpl::gateway>(sys, ctx, gc);
   auto log = std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>());
-  auto registry = mummi::actors::spawn_node_registry(sys, head->handle(), {"head", "t", 100ms}, log);
+  auto registry
+    = mummi::actors::spawn_node_registry(sys, head->handle(), {"head", "t", 100ms}, log);
   cpl::child_process node({MUMMI_PATH, "node", "--head", head->endpoint(), "--node-id", "n1",
                            "--heartbeat-ms", "100", "--grace-s", "1"});
   caf::scoped_actor self{sys};
   bool joined = false;
   self->request(registry, 30s, mummi::actors::await_nodes_atom::value, std::uint32_t{1})
-    .receive([&](std::vector<mummi::messages::node_status>&) { joined = true; },
-             [](caf::error&) {});
+    .receive(
+      [&](std::vector<mummi::messages::node_status>&) {
+        joined = true;
+      },
+      [](caf::error&) {});
   ASSERT_TRUE(joined);
   EXPECT_TRUE(node.running());
   self->send_exit(registry, caf::exit_reason::user_shutdown);

@@ -137,6 +137,7 @@ TEST(codec, mutated_and_random_buffers_never_crash) {
     seeds.push_back(msg::encode(wrap(b)));
   std::size_t errors = 0;
   std::size_t values = 0;
+  std::size_t unstable = 0;
   std::vector<std::byte> buf;
   for (int iter = 0; iter < 100000; ++iter) {
     if (iter % 10 == 0) { // purely random bytes, random length
@@ -152,11 +153,17 @@ TEST(codec, mutated_and_random_buffers_never_crash) {
         buf.resize(rng() % (buf.size() + 64));
     }
     auto r = msg::decode(view(buf));
-    if (r)
+    if (r) {
       ++values;
-    else
+      // Whatever is accepted must survive encoding again unchanged.
+      auto again = msg::decode(view(msg::encode(*r)));
+      if (!again || !(*again == *r))
+        ++unstable;
+    } else {
       ++errors;
+    }
   }
   EXPECT_EQ(values + errors, 100000u);
+  EXPECT_EQ(unstable, 0u);
   EXPECT_GT(errors, 10000u); // random bytes and most mutations must be refused
 }

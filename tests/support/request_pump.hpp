@@ -27,7 +27,7 @@ struct pump_result {
 
 using pump_start_atom = caf::atom_constant<caf::atom("pump_go")>;
 
-template <class T>
+template<class T>
 struct pump_state {
   caf::actor gateway;
   messages::address to;
@@ -42,17 +42,18 @@ struct pump_state {
   std::chrono::steady_clock::time_point t0;
 };
 
-template <class T>
+template<class T>
 void pump_answered(caf::stateful_actor<pump_state<T>>* self);
 
 /// Sends the next request.
-template <class T>
+template<class T>
 void pump_issue(caf::stateful_actor<pump_state<T>>* self) {
   auto& st = self->state;
   auto seq = st.sent++;
   auto t = std::chrono::steady_clock::now();
-  self->request(st.gateway, std::chrono::seconds{30}, coupling::request_atom::value, st.to,
-                st.make(seq))
+  self
+    ->request(st.gateway, std::chrono::seconds{30}, coupling::request_atom::value, st.to,
+              st.make(seq))
     .then(
       [self, seq, t](T& reply) {
         auto& s = self->state;
@@ -74,12 +75,12 @@ void pump_issue(caf::stateful_actor<pump_state<T>>* self) {
       });
 }
 
-template <class T>
+template<class T>
 void pump_answered(caf::stateful_actor<pump_state<T>>* self) {
   auto& s = self->state;
   if (++s.answered == s.count) {
-    s.result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - s.t0).count();
+    s.result.seconds
+      = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.t0).count();
     s.done.deliver(s.result);
   } else if (s.sent < s.count) {
     pump_issue(self);
@@ -87,7 +88,7 @@ void pump_answered(caf::stateful_actor<pump_state<T>>* self) {
 }
 
 /// `make(seq)` builds request number `seq`; `seq_of(reply)` reads it back from the echo.
-template <class T>
+template<class T>
 caf::behavior request_pump(caf::stateful_actor<pump_state<T>>* self, caf::actor gateway,
                            messages::address to, std::uint64_t count, unsigned window,
                            std::function<T(std::uint64_t)> make,

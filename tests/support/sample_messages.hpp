@@ -44,25 +44,51 @@ inline std::vector<messages::body> sample_bodies() {
   v.emplace_back(heartbeat{"node-0001", 99, 12, 1700000000123456789});
   v.emplace_back(structure_request{7, 16});
   v.emplace_back(sample_batch(2, 5));
-  v.emplace_back(job_spec{11, job_kind::simulation, 1001, 2, 31337, 6, 1, 600.0, "sims/1001/in",
-                          "sims/1001", {{"nsteps", "-1"}, {"dt_ps", "0.02"}}});
+  v.emplace_back(job_spec{11,
+                          job_kind::simulation,
+                          1001,
+                          2,
+                          31337,
+                          6,
+                          1,
+                          600.0,
+                          "sims/1001/in",
+                          "sims/1001",
+                          {{"nsteps", "-1"}, {"dt_ps", "0.02"}}});
   v.emplace_back(job_accepted{11, "node-0001"});
   v.emplace_back(job_progress{11, 12.5, 2096.7, 25});
   v.emplace_back(job_finished{11, job_status::failed, failure_reason::blew_up,
                               "LINCS warning turned fatal at step 1234", "sims/1001", 3.5});
   v.emplace_back(job_cancel{11, "node drained"});
-  v.emplace_back(frame_features{11, 1001, 25, 12500.0,
+  v.emplace_back(frame_features{11,
+                                1001,
+                                25,
+                                12500.0,
                                 {{"crd_membrane_distance_nm", {3.1}}, {"tilt_deg", {12.0, 4.0}}},
                                 {0.5f, -0.25f, 1.0f}});
-  v.emplace_back(feedback{feedback_kind::frame, 1001, 11, true, {0.1f, 0.2f}, 0.75f,
+  v.emplace_back(feedback{feedback_kind::frame,
+                          1001,
+                          11,
+                          true,
+                          {0.1f, 0.2f},
+                          0.75f,
                           {{"crd_membrane_distance_nm", {2.9}}}});
   v.emplace_back(control{control_command::swap_sampler, "importance", "", {{"k", "10"}}, "alice"});
   v.emplace_back(monitor_subscribe{{"jobs", "nodes"}, "monitor-alice"});
-  v.emplace_back(monitor_event{5, 1700000000, "jobs", "job_finished", "job 11 failed",
-                               {{"job", "11"}}});
-  v.emplace_back(monitor_snapshot{1700000000,
-                                  {{"node-0001", true, 56, 48, 8, 8}, {"node-0002", false, 56, 0, 8, 0}},
-                                  3, 16, 40, 2, 600, "ot", 1109.4, 2096.7, {"node-0002 lost"}});
+  v.emplace_back(
+    monitor_event{5, 1700000000, "jobs", "job_finished", "job 11 failed", {{"job", "11"}}});
+  v.emplace_back(
+    monitor_snapshot{1700000000,
+                     {{"node-0001", true, 56, 48, 8, 8}, {"node-0002", false, 56, 0, 8, 0}},
+                     3,
+                     16,
+                     40,
+                     2,
+                     600,
+                     "ot",
+                     1109.4,
+                     2096.7,
+                     {"node-0002 lost"}});
   v.emplace_back(error_reply{error_code::unknown_target, "no actor named 'x'"});
   v.emplace_back(ack{"paused"});
   v.emplace_back(ping{9, {1, 2, 3, 0, 255}});

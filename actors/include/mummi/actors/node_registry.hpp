@@ -30,7 +30,7 @@ struct node_registry_config {
   std::chrono::milliseconds heartbeat_period{1000};
 };
 
-caf::actor spawn_node_registry(caf::actor_system& sys, caf::actor gateway,
-                               node_registry_config cfg, std::shared_ptr<spdlog::logger> log);
+caf::actor spawn_node_registry(caf::actor_system& sys, caf::actor gateway, node_registry_config cfg,
+                               std::shared_ptr<spdlog::logger> log);
 
 } // namespace mummi::actors

@@ -68,20 +68,20 @@ struct peer_up {
 struct gateway_stats {
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
-  std::uint64_t dropped = 0;   ///< could not be sent (peer gone, queue full)
-  std::uint64_t rejected = 0;  ///< received bytes that failed to decode
+  std::uint64_t dropped = 0;       ///< could not be sent (peer gone, queue full)
+  std::uint64_t rejected = 0;      ///< received bytes that failed to decode
   std::uint64_t undeliverable = 0; ///< addressed to an actor not registered here
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, peer_down& x) {
   return f(x.node, x.reason);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, peer_up& x) {
   return f(x.node, x.incarnation, x.restarted);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gateway_stats& x) {
   return f(x.sent, x.received, x.dropped, x.rejected, x.undeliverable);
 }
@@ -109,12 +109,12 @@ private:
 };
 
 struct gateway_config {
-  std::string node_id;      ///< unique in the campaign, 1..255 bytes
-  std::string bind;         ///< "tcp://127.0.0.1:*", "ipc:///path", "inproc://name", or "" (dial only)
+  std::string node_id; ///< unique in the campaign, 1..255 bytes
+  std::string bind;    ///< "tcp://127.0.0.1:*", "ipc:///path", "inproc://name", or "" (dial only)
   std::chrono::milliseconds heartbeat_period{1000};
   unsigned missed_heartbeats = 3; ///< silence of this many periods means the peer is down
   std::chrono::milliseconds request_timeout{30000}; ///< for requests forwarded to local actors
-  int send_high_water_mark = 100000; ///< messages queued per peer before dropping
+  int send_high_water_mark = 100000;                ///< messages queued per peer before dropping
   /// After traffic, the I/O thread polls without sleeping this long (lower latency, more CPU).
   std::chrono::microseconds busy_poll{0};
   std::size_t max_message_bytes = std::size_t{64} << 20;

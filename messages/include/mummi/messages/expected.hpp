@@ -9,14 +9,14 @@
 
 namespace mummi {
 
-template <class E>
+template<class E>
 struct unexpected {
   E error;
 };
-template <class E>
+template<class E>
 unexpected(E) -> unexpected<E>;
 
-template <class T, class E>
+template<class T, class E>
 class [[nodiscard]] expected {
 public:
   expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}

@@ -289,7 +289,14 @@ struct address {
   friend bool operator==(const address&, const address&) = default;
 };
 
-enum class envelope_kind : std::uint8_t { oneway, request, response, publish, subscribe, unsubscribe };
+enum class envelope_kind : std::uint8_t {
+  oneway,
+  request,
+  response,
+  publish,
+  subscribe,
+  unsubscribe
+};
 
 /// One message on the wire: routing header plus body (empty for subscribe/unsubscribe).
 struct envelope {
@@ -305,106 +312,106 @@ struct envelope {
 
 // --- CAF inspection -------------------------------------------------------------------------
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, key_value& x) {
   return f(x.key, x.value);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_hello& x) {
   return f(x.node_id, x.hostname, x.incarnation, x.pid, x.cores, x.gpus, x.version);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_welcome& x) {
   return f(x.head_id, x.campaign, x.heartbeat_period_ms, x.incarnation);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_bye& x) {
   return f(x.node_id, x.reason);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, heartbeat& x) {
   return f(x.node_id, x.incarnation, x.seq, x.sent_unix_ns);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ping& x) {
   return f(x.seq, x.payload);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, structure_request& x) {
   return f(x.request_id, x.count);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, structure& x) {
   return f(x.id, x.latent, x.lambda, x.sampler, x.coords_nm, x.epot_kj_mol, x.fmax_kj_mol_nm,
            x.valid);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, structure_batch& x) {
   return f(x.request_id, x.structures);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(x.job_id, x.kind, x.structure_id, x.attempt, x.seed, x.cores, x.gpus, x.target_ns,
            x.input_dir, x.work_dir, x.params);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_accepted& x) {
   return f(x.job_id, x.node_id);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_progress& x) {
   return f(x.job_id, x.ns_done, x.ns_per_day, x.frames);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_finished& x) {
   return f(x.job_id, x.status, x.reason, x.message, x.output_dir, x.ns_done);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_cancel& x) {
   return f(x.job_id, x.reason);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, feature& x) {
   return f(x.name, x.values);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, frame_features& x) {
   return f(x.sim_id, x.structure_id, x.frame_index, x.time_ps, x.features, x.latent);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, feedback& x) {
   return f(x.kind, x.structure_id, x.sim_id, x.ok, x.latent, x.lambda, x.features);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, control& x) {
   return f(x.command, x.target, x.value, x.params, x.issuer);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, monitor_subscribe& x) {
   return f(x.topics, x.client);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, monitor_event& x) {
   return f(x.seq, x.unix_ns, x.topic, x.kind, x.text, x.fields);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(x.node_id, x.alive, x.cores_total, x.cores_busy, x.gpus_total, x.gpus_busy);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, monitor_snapshot& x) {
   return f(x.unix_ns, x.nodes, x.jobs_queued, x.jobs_running, x.jobs_done, x.jobs_failed,
            x.structure_buffer, x.sampler, x.ns_simulated, x.ns_per_day, x.recent_errors);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, error_reply& x) {
   return f(x.code, x.message);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ack& x) {
   return f(x.text);
 }
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, address& x) {
   return f(x.node, x.actor);
 }
