@@ -566,7 +566,7 @@ std::vector<std::byte> encode(const envelope& e) {
   return out;
 }
 
-expected<envelope, wire_error> decode(std::span<const std::byte> bytes,
+decode_result decode(std::span<const std::byte> bytes,
                                       const decode_limits& limits) {
   using kind = wire_error::kind;
   if (bytes.size() > limits.max_bytes)

@@ -30,6 +30,8 @@ struct decode_limits {
   unsigned max_nesting = 16;                     ///< pointer depth
 };
 
+using decode_result = expected<envelope, wire_error>;
+
 /// Serialises `e` into `out` (replacing its contents); reuse `out` to avoid allocations.
 void encode(const envelope& e, std::vector<std::byte>& out);
 
@@ -37,8 +39,7 @@ void encode(const envelope& e, std::vector<std::byte>& out);
 std::vector<std::byte> encode(const envelope& e);
 
 /// Parses one message; any alignment is fine.
-expected<envelope, wire_error> decode(std::span<const std::byte> bytes,
-                                      const decode_limits& limits = {});
+decode_result decode(std::span<const std::byte> bytes, const decode_limits& limits = {});
 
 /// "too_large: ...", "bad_field: structures[3].coordsNm: ...".
 std::string to_string(const wire_error& e);
