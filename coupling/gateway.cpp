@@ -4,6 +4,7 @@
 
 #include <zmq.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -31,6 +32,7 @@ constexpr caf::atom_value error_category = caf::atom("mummi");
 struct pending_request {
   caf::response_promise promise;
   std::string node;
+  std::chrono::steady_clock::time_point deadline;
 };
 
 struct peer_info {
@@ -52,6 +54,7 @@ struct gateway_state {
   std::unordered_map<std::string, std::vector<caf::actor>> watchers;
   std::unordered_map<std::string, peer_info> peers;
   std::uint64_t undeliverable = 0;
+  bool sweep_scheduled = false;
 
   static inline const char* name = "mummi.gateway";
 };
@@ -69,6 +72,12 @@ void add_unique(std::vector<caf::actor>& v, caf::actor a) {
     if (x == a)
       return;
   v.push_back(std::move(a));
+}
+
+/// How often pending remote requests are checked for expiry.
+std::chrono::milliseconds sweep_period(const gateway_config& cfg) {
+  return std::clamp(cfg.request_timeout / 10, std::chrono::milliseconds{10},
+                    std::chrono::milliseconds{1000});
 }
 
 msg::address local_address(gateway_actor* self) {
@@ -169,7 +178,9 @@ void deliver_incoming(gateway_actor* self, msg::envelope& e) {
   }
   std::visit(
     [&](auto& x) {
-      auto h = self->request(target->second, st.cfg.request_timeout, e.from, std::move(x));
+      // No timeout here (a timer per request costs a clock-thread wake-up): the remote
+      // requester has its own, and a target that dies answers with an error.
+      auto h = self->request(target->second, caf::infinite, e.from, std::move(x));
       self->add_multiplexed_response_handler(
         h.id(),
         reply_forwarder(self, e.correlation_id, e.from, e.to, static_cast<msg::body*>(nullptr)));
@@ -253,8 +264,15 @@ caf::behavior gateway_behavior(gateway_actor* self, std::variant<Ts...>*) {
       e.to = to;
       e.payload = std::move(x);
       auto promise = self->make_response_promise();
-      s.pending.emplace(correlation, pending_request{promise, to.node});
-      self->delayed_send(self, s.cfg.request_timeout, expire_atom::value, correlation);
+      s.pending.emplace(correlation,
+                        pending_request{promise, to.node,
+                                        std::chrono::steady_clock::now() + s.cfg.request_timeout});
+      // Expiry is swept periodically rather than timed per request: a timer per request
+      // costs a wake-up of CAF's clock thread on every round trip.
+      if (!s.sweep_scheduled) {
+        s.sweep_scheduled = true;
+        self->delayed_send(self, sweep_period(s.cfg), expire_atom::value);
+      }
       send_envelope(self, std::move(e));
       return promise;
     }...,
@@ -331,14 +349,21 @@ caf::behavior gateway_behavior(gateway_actor* self, std::variant<Ts...>*) {
     [self](peer_up& u) {
       on_peer_up(self, u);
     },
-    [self](expire_atom, std::uint64_t correlation) {
+    [self](expire_atom) {
       auto& s = self->state;
-      auto i = s.pending.find(correlation);
-      if (i == s.pending.end())
-        return;
-      i->second.promise.deliver(
-        make_error(msg::error_code::timeout, "no response from node " + i->second.node));
-      s.pending.erase(i);
+      auto now = std::chrono::steady_clock::now();
+      for (auto i = s.pending.begin(); i != s.pending.end();) {
+        if (i->second.deadline > now) {
+          ++i;
+          continue;
+        }
+        i->second.promise.deliver(
+          make_error(msg::error_code::timeout, "no response from node " + i->second.node));
+        i = s.pending.erase(i);
+      }
+      s.sweep_scheduled = !s.pending.empty();
+      if (s.sweep_scheduled)
+        self->delayed_send(self, sweep_period(s.cfg), expire_atom::value);
     },
   };
 }

@@ -278,3 +278,37 @@ TEST_F(gateway_test, ipc_and_inproc_endpoints_work_like_tcp) {
     self->send_exit(echo, caf::exit_reason::user_shutdown);
   }
 }
+
+namespace {
+
+/// Takes every ping and never answers it.
+caf::behavior silent_actor(caf::stateful_actor<std::vector<caf::response_promise>>* self) {
+  return {[self](const msg::address&, const msg::ping&) {
+    self->state.push_back(self->make_response_promise());
+    return self->state.back();
+  }};
+}
+
+} // namespace
+
+TEST_F(gateway_test, a_remote_request_without_answer_times_out_with_a_gateway_error) {
+  cpl::gateway head{sys, ctx, config("head")};
+  auto c = config("node-1", "");
+  c.request_timeout = 300ms;
+  cpl::gateway node{sys, ctx, c};
+  auto silent = sys.spawn(silent_actor);
+  caf::scoped_actor self{sys};
+  self->send(head.handle(), cpl::register_atom::value, std::string{"silent"}, silent);
+  self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
+  auto t0 = std::chrono::steady_clock::now();
+  self->request(node.handle(), 30s, cpl::request_atom::value, msg::address{"head", "silent"},
+                msg::ping{1, {}})
+    .receive([](msg::ping&) { FAIL() << "a reply from a silent actor"; },
+             [&](caf::error& e) {
+               EXPECT_EQ(cpl::error_code_of(e), msg::error_code::timeout) << sys.render(e);
+             });
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 2s);
+  self->send_exit(silent, caf::exit_reason::user_shutdown);
+}

@@ -113,7 +113,9 @@ struct gateway_config {
   std::string bind;    ///< "tcp://127.0.0.1:*", "ipc:///path", "inproc://name", or "" (dial only)
   std::chrono::milliseconds heartbeat_period{1000};
   unsigned missed_heartbeats = 3; ///< silence of this many periods means the peer is down
-  std::chrono::milliseconds request_timeout{30000}; ///< for requests forwarded to local actors
+  /// Longest a request sent to another node may wait for its response before the gateway
+  /// answers it with a timeout error (the requester usually has a shorter timeout of its own).
+  std::chrono::milliseconds request_timeout{30000};
   int send_high_water_mark = 100000;                ///< messages queued per peer before dropping
   /// After traffic, the I/O thread polls without sleeping this long (lower latency, more CPU).
   std::chrono::microseconds busy_poll{0};
