@@ -1,6 +1,7 @@
 // Cross-process request/response latency and throughput over tcp loopback: the mummi gateway
 // (CAF actor -> gateway -> ZeroMQ -> gateway -> CAF actor and back) and, in the same run, a
-// bare cppzmq DEALER/ROUTER echo pair (the floor: what ZeroMQ alone costs). The servers run
+// bare cppzmq echo pair (REQ -> ROUTER one at a time, DEALER -> ROUTER with several in
+// flight; the floor: what ZeroMQ alone costs). The servers run
 // as child processes of this program. bench/transport_bench.py adds RabbitMQ RPC side by side.
 //
 //   transport_bench [--small N] [--large N] [--oneway N] [--json FILE]
@@ -106,11 +107,13 @@ int serve_zmq() {
     zmq::poll(items, 2, std::chrono::milliseconds{-1});
     if (items[1].revents & ZMQ_POLLIN)
       break;
-    zmq::message_t id, payload;
-    (void)router.recv(id);
-    (void)router.recv(payload);
-    router.send(id, zmq::send_flags::sndmore);
-    router.send(payload, zmq::send_flags::none);
+    // Echo every frame back (a REQ client adds an empty delimiter frame, a DEALER does not).
+    for (bool more = true; more;) {
+      zmq::message_t frame;
+      (void)router.recv(frame);
+      more = frame.more();
+      router.send(frame, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
   }
   watcher.join();
   return 0;
@@ -130,8 +133,10 @@ cpl::child_process start_server(const std::string& mode, std::string& endpoint) 
 
 row zmq_run(const std::string& endpoint, const std::string& test, std::size_t bytes,
             std::uint64_t n, unsigned window) {
+  // One request at a time: REQ -> ROUTER, as MuMMI-style RPC would be written with bare
+  // ZeroMQ; several in flight: DEALER -> ROUTER.
   zmq::context_t ctx;
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  zmq::socket_t s(ctx, window == 1 ? zmq::socket_type::req : zmq::socket_type::dealer);
   s.connect(endpoint);
   std::vector<std::byte> payload(bytes, std::byte{7});
   auto send_one = [&] {

@@ -2,7 +2,8 @@
 """Cross-process request/response over tcp loopback, three transports side by side:
 
   * the mummi gateway (CAF actor -> gateway -> ZeroMQ -> gateway -> CAF actor and back),
-  * a bare cppzmq DEALER/ROUTER echo pair (the floor),
+  * a bare cppzmq echo pair: REQ -> ROUTER one at a time, DEALER -> ROUTER with 16 in flight
+    (the floor),
   * RabbitMQ RPC as MuMMI does it (pika: request queue, reply_to queue, correlation id),
     against Debian's rabbitmq-server, started here on 127.0.0.1 and stopped afterwards.
 
