@@ -255,6 +255,7 @@ int main(int argc, char** argv) {
   app.add_option("--oneway", oneway_n, "one-way messages");
   app.add_option("--json", json_file, "also write the results as JSON");
   CLI11_PARSE(app, argc, argv);
+  cpl::tune_allocator();
   if (serve_gw)
     return serve_gateway();
   if (serve_z)

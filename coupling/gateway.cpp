@@ -2,6 +2,8 @@
 
 #include <caf/all.hpp>
 
+#include <malloc.h>
+
 #include <zmq.hpp>
 
 #include <algorithm>
@@ -108,11 +110,11 @@ caf::behavior reply_forwarder(gateway_actor* self, std::uint64_t correlation, ms
   return caf::behavior{[reply](Ts& x) {
                          reply(msg::body{std::move(x)});
                        }...,
-                       [reply](caf::error& err) {
+                       [self, reply](caf::error& err) {
                          auto code = error_code_of(err).value_or(msg::error_code::internal);
                          if (err == caf::sec::request_timeout)
                            code = msg::error_code::timeout;
-                         reply(msg::error_reply{code, caf::to_string(err)});
+                         reply(msg::error_reply{code, self->system().render(err)});
                        }};
 }
 
@@ -125,6 +127,10 @@ void deliver_incoming(gateway_actor* self, msg::envelope& e) {
       auto i = st.pending.find(e.correlation_id);
       if (i == st.pending.end())
         return; // timed out already
+      if (i->second.node != e.from.node) {
+        ++st.undeliverable; // only the node that was asked may answer
+        return;
+      }
       auto promise = std::move(i->second.promise);
       st.pending.erase(i);
       std::visit(
@@ -463,6 +469,11 @@ void add_coupling_types(caf::actor_system_config& cfg) {
         text += "(" + ctx.get_as<std::string>(0) + ")";
       return text;
     });
+}
+
+void tune_allocator() {
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
 }
 
 gateway::gateway(caf::actor_system& sys, context& ctx, gateway_config cfg)

@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
   node->add_option("--gpus", node_cfg.gpus, "GPUs to offer (default: detected)");
 
   CLI11_PARSE(app, argc, argv);
+  cpl::tune_allocator();
   try {
     if (run->parsed())
       return run_campaign(config_file);

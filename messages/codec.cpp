@@ -299,12 +299,31 @@ std::vector<T> get_list(typename capnp::List<T>::Reader l) {
   return v;
 }
 
+/// True when no value is NaN or infinite: the exponent bits of a non-finite value are all set,
+/// so adding one to the exponent field carries into the sign bit. Written without branches so
+/// that it vectorises (codec.cpp is built with the vectoriser on; see CMakeLists.txt).
+template<class T>
+bool all_finite(const std::vector<T>& v) {
+  using bits_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr int mantissa = sizeof(T) == 4 ? 23 : 52;
+  constexpr auto exponent = static_cast<bits_t>(sizeof(T) == 4 ? 0x7f800000ull
+                                                               : 0x7ff0000000000000ull);
+  constexpr auto sign = static_cast<bits_t>(bits_t{1} << (sizeof(T) * 8 - 1));
+  bits_t bad = 0;
+  const T* p = v.data();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    bits_t b;
+    std::memcpy(&b, p + i, sizeof b);
+    bad |= ((b & exponent) + (bits_t{1} << mantissa)) & sign;
+  }
+  return bad == 0;
+}
+
 template<class T>
 std::vector<T> finite_list(typename capnp::List<T>::Reader l, const std::string& path) {
   auto v = get_list<T>(l);
-  for (auto x : v)
-    if (!std::isfinite(x))
-      bad_field(path, "value is not finite");
+  if (!all_finite(v))
+    bad_field(path, "value is not finite");
   return v;
 }
 
@@ -541,8 +560,26 @@ envelope read_envelope(w::Envelope::Reader r) {
 
 } // namespace
 
+namespace {
+
+/// Words the message will take, roughly, so that it is built in one segment: large batches
+/// otherwise grow through several allocations.
+unsigned size_hint_words(const envelope& e) {
+  std::size_t bytes = 512 + e.topic.size() + e.from.node.size() + e.to.node.size();
+  if (e.payload) {
+    if (const auto* b = std::get_if<structure_batch>(&*e.payload))
+      for (const auto& s : b->structures)
+        bytes += 128 + s.sampler.size() + 4 * (s.coords_nm.size() + s.latent.size());
+    else if (const auto* p = std::get_if<ping>(&*e.payload))
+      bytes += p->payload.size();
+  }
+  return static_cast<unsigned>(std::max<std::size_t>(bytes / sizeof(capnp::word) + 8, 128));
+}
+
+} // namespace
+
 void encode(const envelope& e, std::vector<std::byte>& out) {
-  capnp::MallocMessageBuilder mb;
+  capnp::MallocMessageBuilder mb(size_hint_words(e));
   auto r = mb.initRoot<w::Envelope>();
   r.setVersion(e.version);
   r.setKind(enum_cast<w::EnvelopeKind>(e.kind));

@@ -167,3 +167,19 @@ TEST(codec, mutated_and_random_buffers_never_crash) {
   EXPECT_EQ(unstable, 0u);
   EXPECT_GT(errors, 10000u); // random bytes and most mutations must be refused
 }
+
+TEST(codec, infinite_values_are_rejected_in_every_float_list) {
+  auto inf = std::numeric_limits<double>::infinity();
+  msg::frame_features f{1, 2, 3, 4.0, {{"tilt_deg", {1.0, -inf}}}, {0.5f}};
+  auto r = msg::decode(view(msg::encode(wrap(f))));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().detail.find("features"), std::string::npos) << r.error().detail;
+  f.features[0].values[1] = 2.0;
+  f.latent[0] = std::numeric_limits<float>::infinity();
+  r = msg::decode(view(msg::encode(wrap(f))));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().detail.find("latent"), std::string::npos) << r.error().detail;
+  f.latent[0] = -0.0f; // signed zero and denormals are fine
+  f.features[0].values[0] = 4.9e-324;
+  EXPECT_TRUE(msg::decode(view(msg::encode(wrap(f)))));
+}

@@ -131,6 +131,12 @@ std::string validate(const gateway_config& cfg);
 /// polling with 50 us naps). Call once before creating the actor system.
 void add_coupling_types(caf::actor_system_config& cfg);
 
+/// Process-wide allocator policy for programs that move large messages (structure batches,
+/// frames): freed memory stays in the process instead of being returned to the OS and faulted
+/// in again for the next message (glibc: trim threshold 256 MiB, mmap threshold 64 MiB). This
+/// took about a quarter off the round trip of a 92 KB batch. Call once, early in `main`.
+void tune_allocator();
+
 /// Owns a running gateway actor; destroying it stops the gateway and closes its sockets.
 class gateway {
 public:
