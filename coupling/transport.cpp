@@ -1,5 +1,6 @@
 #include "transport.hpp"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -44,13 +45,6 @@ zmq::message_t share(const shared_bytes& bytes) {
     hint);
 }
 
-struct command {
-  enum class type : std::uint8_t { send, connect, stop } what = type::send;
-  std::vector<std::string> nodes; // send: destinations; connect: the node
-  shared_bytes bytes;             // send
-  std::string endpoint;           // connect
-};
-
 struct peer {
   std::unique_ptr<zmq::socket_t> dealer; // set when this process dialed the peer
   bool via_router = false;               // the peer dialed this process
@@ -60,27 +54,36 @@ struct peer {
   clock_type::time_point last_heard{};
 };
 
+/// One message as it came off a socket, decoded outside the socket lock.
+struct arrival {
+  std::string node;
+  bool via_router = false;
+  zmq::message_t payload;
+};
+
 } // namespace
 
+// Threading: every socket operation happens under `mtx`, on whichever thread needs it. A
+// sender writes straight to the socket (no hand-over to the I/O thread, so no wake-up on the
+// way out); the I/O thread only sleeps in poll(2) on the sockets' ZMQ_FD notification
+// descriptors and an eventfd, and reads what arrives. ZMQ_FD is edge-triggered: any operation
+// on a socket may consume its notification, so a sender that finds its socket readable after
+// sending wakes the I/O thread through the eventfd.
 struct transport::impl {
   zmq::context_t& ctx;
   gateway_config cfg;
   transport_callbacks cb;
   std::uint64_t incarnation = new_incarnation();
-
-  std::optional<zmq::socket_t> router;
   int wake_fd = -1;
+  std::atomic<bool> stopping{false};
 
-  std::mutex queue_mtx;
-  std::vector<command> queue;
-
+  std::mutex mtx; // guards everything below
+  std::optional<zmq::socket_t> router;
   std::unordered_map<std::string, peer> peers;
-  std::vector<zmq::pollitem_t> items;
-  std::vector<std::string> item_peers; // node of each dealer item (after eventfd/router)
-  bool items_dirty = true;
+  bool fds_dirty = true;
+  std::uint64_t heartbeat_seq = 0;
 
   std::atomic<std::uint64_t> sent{0}, received{0}, dropped{0}, rejected{0};
-  std::uint64_t heartbeat_seq = 0;
   std::thread thread;
 
   impl(zmq::context_t& c, gateway_config conf) : ctx(c), cfg(std::move(conf)) {
@@ -101,60 +104,43 @@ struct transport::impl {
     s.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cfg.max_message_bytes));
   }
 
-  void push(command c) {
-    bool was_empty;
-    {
-      std::lock_guard<std::mutex> guard{queue_mtx};
-      was_empty = queue.empty();
-      queue.push_back(std::move(c));
-    }
-    if (was_empty) {
-      std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof(one));
-    }
+  void wake() {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof(one));
   }
 
-  // -- I/O thread ------------------------------------------------------------------------------
-
-  void rebuild_items() {
-    items.clear();
-    item_peers.clear();
-    items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
-    if (router)
-      items.push_back({router->handle(), 0, ZMQ_POLLIN, 0});
-    for (auto& [node, p] : peers) {
-      if (p.dealer) {
-        items.push_back({p.dealer->handle(), 0, ZMQ_POLLIN, 0});
-        item_peers.push_back(node);
-      }
-    }
-    items_dirty = false;
+  static bool readable(zmq::socket_t& s) {
+    return (s.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
   }
 
-  bool send_to(const std::string& node, const shared_bytes& bytes) {
+  // -- under mtx -------------------------------------------------------------------------------
+
+  /// Sends to a peer; wakes the I/O thread if the send swallowed a read notification.
+  bool send_locked(const std::string& node, const shared_bytes& bytes) {
     auto i = peers.find(node);
     if (i == peers.end()) {
       ++dropped;
       return false;
     }
+    zmq::socket_t* used = nullptr;
+    bool ok = false;
     try {
       if (i->second.dealer) {
-        if (i->second.dealer->send(share(bytes), zmq::send_flags::dontwait)) {
-          ++sent;
-          return true;
-        }
+        used = i->second.dealer.get();
+        ok = used->send(share(bytes), zmq::send_flags::dontwait).has_value();
       } else if (router && i->second.via_router) {
-        if (router->send(zmq::buffer(node), zmq::send_flags::sndmore | zmq::send_flags::dontwait)
-            && router->send(share(bytes), zmq::send_flags::dontwait)) {
-          ++sent;
-          return true;
-        }
+        used = &*router;
+        ok = used->send(zmq::buffer(node), zmq::send_flags::sndmore | zmq::send_flags::dontwait)
+             && used->send(share(bytes), zmq::send_flags::dontwait);
       }
     } catch (const zmq::error_t&) {
       // EHOSTUNREACH: the peer's connection is gone (ROUTER_MANDATORY).
+      ok = false;
     }
-    ++dropped;
-    return false;
+    ++(ok ? sent : dropped);
+    if (used != nullptr && readable(*used))
+      wake();
+    return ok;
   }
 
   shared_bytes gateway_message(msg::body b) {
@@ -165,11 +151,10 @@ struct transport::impl {
   }
 
   shared_bytes heartbeat_bytes() {
-    return gateway_message(
-      msg::heartbeat{cfg.node_id, incarnation, ++heartbeat_seq, unix_ns_now()});
+    return gateway_message(msg::heartbeat{cfg.node_id, incarnation, ++heartbeat_seq, unix_ns_now()});
   }
 
-  void do_connect(const std::string& node, const std::string& endpoint) {
+  void connect_locked(const std::string& node, const std::string& endpoint) {
     auto& p = peers[node];
     if (p.dealer)
       return;
@@ -181,32 +166,32 @@ struct transport::impl {
     p.dealer->set(zmq::sockopt::reconnect_ivl_max, 1000);
     p.dealer->connect(endpoint);
     p.last_heard = clock_type::now();
-    items_dirty = true;
+    fds_dirty = true;
     // Announce ourselves at once; the message waits in the queue until the link is up.
-    send_to(node, heartbeat_bytes());
+    send_locked(node, heartbeat_bytes());
+    wake(); // the I/O thread must start watching the new socket
   }
 
-  void heard_from(const std::string& node, bool via_router, const msg::envelope* hb_env) {
+  void heard_from(const std::string& node, bool via_router, const msg::heartbeat* hb) {
     auto& p = peers[node];
     p.last_heard = clock_type::now();
     if (via_router && !p.via_router) {
       p.via_router = true;
       // First contact from a dialing peer: answer with a heartbeat so it learns of us at once.
       if (!p.dealer)
-        send_to(node, heartbeat_bytes());
+        send_locked(node, heartbeat_bytes());
     }
-    if (hb_env == nullptr)
+    if (hb == nullptr)
       return;
-    const auto& hb = std::get<msg::heartbeat>(*hb_env->payload);
-    bool restarted = p.ever_heard && hb.incarnation != p.incarnation;
+    bool restarted = p.ever_heard && hb->incarnation != p.incarnation;
     if (!p.alive || restarted) {
       p.alive = true;
       p.ever_heard = true;
-      p.incarnation = hb.incarnation;
+      p.incarnation = hb->incarnation;
       if (cb.on_peer_up)
-        cb.on_peer_up(peer_up{node, hb.incarnation, restarted});
+        cb.on_peer_up(peer_up{node, hb->incarnation, restarted});
       if (via_router && restarted)
-        send_to(node, heartbeat_bytes());
+        send_locked(node, heartbeat_bytes());
     }
   }
 
@@ -219,158 +204,169 @@ struct transport::impl {
       cb.on_peer_down(peer_down{node, std::move(reason)});
   }
 
-  void on_bytes(const std::string& node, bool via_router, const zmq::message_t& m) {
+  /// Moves everything readable off the sockets into `out`.
+  void collect_locked(std::vector<arrival>& out) {
+    for (int n = 0; router && n < 512 && readable(*router); ++n) {
+      zmq::message_t id, payload;
+      if (!router->recv(id, zmq::recv_flags::dontwait))
+        break;
+      if (!id.more()) // a ROUTER always delivers the routing frame first; be safe
+        continue;
+      (void) router->recv(payload, zmq::recv_flags::none);
+      while (payload.more()) { // extra frames are not part of the protocol: drop them
+        zmq::message_t extra;
+        (void) router->recv(extra, zmq::recv_flags::none);
+        ++rejected;
+      }
+      out.push_back({id.to_string(), true, std::move(payload)});
+    }
+    for (auto& [node, p] : peers) {
+      for (int n = 0; p.dealer && n < 512 && readable(*p.dealer); ++n) {
+        zmq::message_t payload;
+        if (!p.dealer->recv(payload, zmq::recv_flags::dontwait))
+          break;
+        out.push_back({node, false, std::move(payload)});
+      }
+    }
+  }
+
+  /// Whether any socket still has something to read (the 512-message batches stop early).
+  bool more_to_read_locked() {
+    if (router && readable(*router))
+      return true;
+    for (auto& [node, p] : peers)
+      if (p.dealer && readable(*p.dealer))
+        return true;
+    return false;
+  }
+
+  /// Handles one arrival; `decoded` was decoded outside the lock.
+  void deliver_locked(arrival& a, msg::decode_result& decoded) {
     ++received;
-    auto decoded
-      = msg::decode(std::span<const std::byte>(static_cast<const std::byte*>(m.data()), m.size()),
-                    msg::decode_limits{cfg.max_message_bytes, 16});
     if (!decoded) {
       ++rejected;
-      heard_from(node, via_router, nullptr);
+      heard_from(a.node, a.via_router, nullptr);
       return;
     }
     auto& e = *decoded;
-    e.from.node = node; // the transport knows who sent it, whatever the bytes claim
+    e.from.node = a.node; // the transport knows who sent it, whatever the bytes claim
     if (e.to.actor.empty() && e.payload) {
       // Gateway-level traffic.
-      if (std::holds_alternative<msg::heartbeat>(*e.payload)) {
-        heard_from(node, via_router, &e);
+      if (auto* hb = std::get_if<msg::heartbeat>(&*e.payload)) {
+        heard_from(a.node, a.via_router, hb);
         return;
       }
-      if (std::holds_alternative<msg::node_bye>(*e.payload)) {
-        heard_from(node, via_router, nullptr);
-        mark_down(node, "said goodbye: " + std::get<msg::node_bye>(*e.payload).reason);
+      if (auto* bye = std::get_if<msg::node_bye>(&*e.payload)) {
+        heard_from(a.node, a.via_router, nullptr);
+        mark_down(a.node, "said goodbye: " + bye->reason);
         return;
       }
     }
-    heard_from(node, via_router, nullptr);
+    heard_from(a.node, a.via_router, nullptr);
     if (cb.on_message)
       cb.on_message(std::move(e));
   }
 
-  void drain_router() {
-    for (int n = 0; n < 512; ++n) {
-      zmq::message_t id, payload;
-      if (!router->recv(id, zmq::recv_flags::dontwait))
-        return;
-      if (!id.more()) // a peer without a routing frame cannot exist on a ROUTER; be safe
-        continue;
-      (void)router->recv(payload, zmq::recv_flags::none);
-      while (payload.more()) { // extra frames are not part of the protocol: drop them
-        zmq::message_t extra;
-        (void)router->recv(extra, zmq::recv_flags::none);
-        ++rejected;
-      }
-      on_bytes(id.to_string(), true, payload);
-    }
-  }
-
-  void drain_dealer(const std::string& node) {
-    auto i = peers.find(node);
-    if (i == peers.end() || !i->second.dealer)
-      return;
-    auto& s = *i->second.dealer;
-    for (int n = 0; n < 512; ++n) {
-      zmq::message_t payload;
-      if (!s.recv(payload, zmq::recv_flags::dontwait))
-        return;
-      on_bytes(node, false, payload);
-    }
-  }
-
-  /// Returns false when asked to stop.
-  bool drain_commands() {
-    std::uint64_t count;
-    [[maybe_unused]] auto n = ::read(wake_fd, &count, sizeof(count));
-    std::vector<command> batch;
-    {
-      std::lock_guard<std::mutex> guard{queue_mtx};
-      batch.swap(queue);
-    }
-    for (auto& c : batch) {
-      switch (c.what) {
-        case command::type::stop: return false;
-        case command::type::connect: do_connect(c.nodes.front(), c.endpoint); break;
-        case command::type::send:
-          for (const auto& node : c.nodes)
-            send_to(node, c.bytes);
-          break;
-      }
-    }
-    return true;
-  }
-
   /// Sends a heartbeat to every peer.
-  void beat() {
+  void beat_locked() {
     auto hb = heartbeat_bytes();
     for (auto& [node, p] : peers)
       if (p.dealer || p.via_router)
-        send_to(node, hb);
+        send_locked(node, hb);
   }
 
   /// Reports peers silent for longer than `missed_heartbeats` periods.
-  void check_liveness(clock_type::time_point now) {
+  void check_liveness_locked(clock_type::time_point now) {
     auto limit = cfg.heartbeat_period * cfg.missed_heartbeats;
     for (auto& [node, p] : peers)
       if (p.alive && now - p.last_heard > limit)
         mark_down(node, "missed " + std::to_string(cfg.missed_heartbeats) + " heartbeats");
   }
 
+  void watched_fds_locked(std::vector<pollfd>& fds) {
+    fds.clear();
+    fds.push_back({wake_fd, POLLIN, 0});
+    if (router)
+      fds.push_back({router->get(zmq::sockopt::fd), POLLIN, 0});
+    for (auto& [node, p] : peers)
+      if (p.dealer)
+        fds.push_back({p.dealer->get(zmq::sockopt::fd), POLLIN, 0});
+    fds_dirty = false;
+  }
+
+  // -- I/O thread ------------------------------------------------------------------------------
+
   void run() {
     // Liveness is checked ten times per period so that a silent peer is reported soon after
     // it has missed its heartbeats, not up to a whole period later.
-    auto check_period
-      = std::max<clock_type::duration>(cfg.heartbeat_period / 10, std::chrono::milliseconds{1});
+    auto check_period = std::max<clock_type::duration>(cfg.heartbeat_period / 10,
+                                                       std::chrono::milliseconds{1});
     auto next_beat = clock_type::now() + cfg.heartbeat_period;
     auto next_check = clock_type::now() + check_period;
     auto last_activity = clock_type::now();
-    for (;;) {
-      if (items_dirty)
-        rebuild_items();
+    std::vector<pollfd> fds;
+    std::vector<arrival> batch;
+    std::vector<msg::decode_result> decoded;
+    bool backlog = true; // look at the sockets before the first sleep
+    while (!stopping) {
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        if (fds_dirty)
+          watched_fds_locked(fds);
+      }
       auto now = clock_type::now();
-      if (now >= next_beat) {
-        beat();
-        next_beat = now + cfg.heartbeat_period;
-      }
-      if (now >= next_check) {
-        check_liveness(now);
-        next_check = now + check_period;
-      }
-      auto wait
-        = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check) - now);
+      auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check)
+                                                               - now);
       // Right after traffic the next message usually follows within microseconds: keep
       // polling without sleeping for a short while instead of paying for a wake-up.
-      if (now - last_activity < cfg.busy_poll)
+      if (backlog || now - last_activity < cfg.busy_poll)
         wait = std::chrono::milliseconds{0};
+      int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(wait.count(), 0)));
+      if (n > 0)
+        last_activity = clock_type::now();
+      if (fds[0].revents & POLLIN) {
+        std::uint64_t count;
+        [[maybe_unused]] auto r = ::read(wake_fd, &count, sizeof(count));
+      }
       try {
-        if (zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds{0})) > 0)
-          last_activity = clock_type::now();
-        std::size_t k = 0;
-        if (items[k++].revents & ZMQ_POLLIN) {
-          if (!drain_commands())
-            break;
+        batch.clear();
+        {
+          std::lock_guard<std::mutex> guard{mtx};
+          collect_locked(batch);
         }
-        if (router && (items[k++].revents & ZMQ_POLLIN))
-          drain_router();
-        // A connect command may have changed the dealer set; its items are rebuilt next round.
-        if (!items_dirty) {
-          for (std::size_t j = 0; j < item_peers.size(); ++j)
-            if (items[k + j].revents & ZMQ_POLLIN)
-              drain_dealer(item_peers[j]);
+        decoded.clear();
+        for (auto& a : batch)
+          decoded.push_back(msg::decode(
+            std::span<const std::byte>(static_cast<const std::byte*>(a.payload.data()),
+                                       a.payload.size()),
+            msg::decode_limits{cfg.max_message_bytes, 16}));
+        std::lock_guard<std::mutex> guard{mtx};
+        for (std::size_t i = 0; i < batch.size(); ++i)
+          deliver_locked(batch[i], decoded[i]);
+        now = clock_type::now();
+        if (now >= next_beat) {
+          beat_locked();
+          next_beat = now + cfg.heartbeat_period;
         }
+        if (now >= next_check) {
+          check_liveness_locked(now);
+          next_check = now + check_period;
+        }
+        backlog = more_to_read_locked();
       } catch (const zmq::error_t& ex) {
         if (ex.num() == ETERM)
           break;
       }
     }
-    say_goodbye();
+    std::lock_guard<std::mutex> guard{mtx};
+    say_goodbye_locked();
   }
 
-  void say_goodbye() {
+  void say_goodbye_locked() {
     auto bye = gateway_message(msg::node_bye{cfg.node_id, "gateway stopped"});
     for (auto& [node, p] : peers)
       if (p.alive)
-        send_to(node, bye);
+        send_locked(node, bye);
     for (auto& [node, p] : peers)
       p.dealer.reset();
     router.reset();
@@ -396,39 +392,38 @@ transport::transport(context& ctx, const gateway_config& cfg)
 
 void transport::start(transport_callbacks cb) {
   impl_->cb = std::move(cb);
-  impl_->thread = std::thread([p = impl_.get()] {
-    p->run();
-  });
+  impl_->thread = std::thread([p = impl_.get()] { p->run(); });
 }
 
 transport::~transport() {
   if (impl_->thread.joinable()) {
-    impl_->push(command{command::type::stop, {}, nullptr, {}});
+    impl_->stopping = true;
+    impl_->wake();
     impl_->thread.join();
   }
 }
 
 void transport::connect(std::string node, std::string endpoint) {
-  impl_->push(command{command::type::connect, {std::move(node)}, nullptr, std::move(endpoint)});
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  impl_->connect_locked(node, endpoint);
 }
 
 void transport::send(std::string node, std::vector<std::byte> bytes) {
-  impl_->push(command{command::type::send,
-                      {std::move(node)},
-                      std::make_shared<const std::vector<std::byte>>(std::move(bytes)),
-                      {}});
+  auto shared = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  impl_->send_locked(node, shared);
 }
 
 void transport::send_to_all(std::vector<std::string> nodes, std::vector<std::byte> bytes) {
-  impl_->push(command{command::type::send,
-                      std::move(nodes),
-                      std::make_shared<const std::vector<std::byte>>(std::move(bytes)),
-                      {}});
+  auto shared = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  for (const auto& node : nodes)
+    impl_->send_locked(node, shared);
 }
 
 gateway_stats transport::stats() const {
-  return {impl_->sent.load(), impl_->received.load(), impl_->dropped.load(), impl_->rejected.load(),
-          0};
+  return {impl_->sent.load(), impl_->received.load(), impl_->dropped.load(),
+          impl_->rejected.load(), 0};
 }
 
 } // namespace mummi::coupling

@@ -1,8 +1,8 @@
 #pragma once
 
-// The I/O thread behind a gateway: owns every ZeroMQ socket of the process, sends what the
-// gateway actor queues, decodes what arrives, and keeps peer liveness with heartbeats.
-// Private to the coupling library.
+// The ZeroMQ side of a gateway: every socket of the process, used under one lock by whichever
+// thread sends, plus an I/O thread that waits for, reads and decodes what arrives and keeps
+// peer liveness with heartbeats. Private to the coupling library.
 
 #include <atomic>
 #include <chrono>
@@ -47,9 +47,10 @@ public:
 
   /// Dials `endpoint` and treats whatever answers there as `node`. Thread-safe.
   void connect(std::string node, std::string endpoint);
-  /// Queues encoded bytes for `node`. Thread-safe, never blocks.
+  /// Sends encoded bytes to `node` from the calling thread. Thread-safe, never blocks (a full
+  /// queue or an unknown peer drops the message and counts it).
   void send(std::string node, std::vector<std::byte> bytes);
-  /// Queues the same bytes for several nodes. Thread-safe, never blocks.
+  /// Sends the same bytes to several nodes. Thread-safe, never blocks.
   void send_to_all(std::vector<std::string> nodes, std::vector<std::byte> bytes);
 
   gateway_stats stats() const;

@@ -3,7 +3,8 @@
 /// The coupling gateway: one per process, it lets local CAF actors reach actors in other
 /// processes by (node, name) as if they were local.
 ///
-/// The gateway is a CAF actor that owns the process's ZeroMQ sockets through an I/O thread.
+/// The gateway is a CAF actor that owns the process's ZeroMQ sockets together with an I/O
+/// thread (which waits for, reads and decodes what arrives).
 /// Actors in the same process keep talking through CAF directly; only a message addressed to
 /// another node is encoded (Cap'n Proto) and sent. Every message to the gateway is a tuple
 /// starting with one of the atoms below:
