@@ -131,7 +131,7 @@ struct transport::impl {
       } else if (router && i->second.via_router) {
         used = &*router;
         ok = used->send(zmq::buffer(node), zmq::send_flags::sndmore | zmq::send_flags::dontwait)
-             && used->send(share(bytes), zmq::send_flags::dontwait);
+          && used->send(share(bytes), zmq::send_flags::dontwait);
       }
     } catch (const zmq::error_t&) {
       // EHOSTUNREACH: the peer's connection is gone (ROUTER_MANDATORY).
@@ -151,7 +151,8 @@ struct transport::impl {
   }
 
   shared_bytes heartbeat_bytes() {
-    return gateway_message(msg::heartbeat{cfg.node_id, incarnation, ++heartbeat_seq, unix_ns_now()});
+    return gateway_message(
+      msg::heartbeat{cfg.node_id, incarnation, ++heartbeat_seq, unix_ns_now()});
   }
 
   void connect_locked(const std::string& node, const std::string& endpoint) {
@@ -212,10 +213,10 @@ struct transport::impl {
         break;
       if (!id.more()) // a ROUTER always delivers the routing frame first; be safe
         continue;
-      (void) router->recv(payload, zmq::recv_flags::none);
+      (void)router->recv(payload, zmq::recv_flags::none);
       while (payload.more()) { // extra frames are not part of the protocol: drop them
         zmq::message_t extra;
-        (void) router->recv(extra, zmq::recv_flags::none);
+        (void)router->recv(extra, zmq::recv_flags::none);
         ++rejected;
       }
       out.push_back({id.to_string(), true, std::move(payload)});
@@ -299,8 +300,8 @@ struct transport::impl {
   void run() {
     // Liveness is checked ten times per period so that a silent peer is reported soon after
     // it has missed its heartbeats, not up to a whole period later.
-    auto check_period = std::max<clock_type::duration>(cfg.heartbeat_period / 10,
-                                                       std::chrono::milliseconds{1});
+    auto check_period
+      = std::max<clock_type::duration>(cfg.heartbeat_period / 10, std::chrono::milliseconds{1});
     auto next_beat = clock_type::now() + cfg.heartbeat_period;
     auto next_check = clock_type::now() + check_period;
     auto last_activity = clock_type::now();
@@ -315,8 +316,8 @@ struct transport::impl {
           watched_fds_locked(fds);
       }
       auto now = clock_type::now();
-      auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check)
-                                                               - now);
+      auto wait
+        = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_beat, next_check) - now);
       // Right after traffic the next message usually follows within microseconds: keep
       // polling without sleeping for a short while instead of paying for a wake-up.
       if (backlog || now - last_activity < cfg.busy_poll)
@@ -336,10 +337,10 @@ struct transport::impl {
         }
         decoded.clear();
         for (auto& a : batch)
-          decoded.push_back(msg::decode(
-            std::span<const std::byte>(static_cast<const std::byte*>(a.payload.data()),
-                                       a.payload.size()),
-            msg::decode_limits{cfg.max_message_bytes, 16}));
+          decoded.push_back(
+            msg::decode(std::span<const std::byte>(static_cast<const std::byte*>(a.payload.data()),
+                                                   a.payload.size()),
+                        msg::decode_limits{cfg.max_message_bytes, 16}));
         std::lock_guard<std::mutex> guard{mtx};
         for (std::size_t i = 0; i < batch.size(); ++i)
           deliver_locked(batch[i], decoded[i]);
@@ -381,10 +382,17 @@ transport::transport(context& ctx, const gateway_config& cfg)
     impl_->configure(r);
     r.set(zmq::sockopt::router_mandatory, true);
     r.set(zmq::sockopt::router_handover, true);
-    try {
-      r.bind(cfg.bind);
-    } catch (const zmq::error_t& ex) {
-      throw std::runtime_error("cannot bind " + cfg.bind + ": " + ex.what());
+    // A gateway restarted in the same process finds its old port still taken for a moment:
+    // ZeroMQ closes listening sockets asynchronously. Retry that case for up to a second.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        r.bind(cfg.bind);
+        break;
+      } catch (const zmq::error_t& ex) {
+        if (ex.num() != EADDRINUSE || attempt >= 20)
+          throw std::runtime_error("cannot bind " + cfg.bind + ": " + ex.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      }
     }
     endpoint_ = r.get(zmq::sockopt::last_endpoint);
   }
@@ -392,7 +400,9 @@ transport::transport(context& ctx, const gateway_config& cfg)
 
 void transport::start(transport_callbacks cb) {
   impl_->cb = std::move(cb);
-  impl_->thread = std::thread([p = impl_.get()] { p->run(); });
+  impl_->thread = std::thread([p = impl_.get()] {
+    p->run();
+  });
 }
 
 transport::~transport() {
@@ -422,8 +432,8 @@ void transport::send_to_all(std::vector<std::string> nodes, std::vector<std::byt
 }
 
 gateway_stats transport::stats() const {
-  return {impl_->sent.load(), impl_->received.load(), impl_->dropped.load(),
-          impl_->rejected.load(), 0};
+  return {impl_->sent.load(), impl_->received.load(), impl_->dropped.load(), impl_->rejected.load(),
+          0};
 }
 
 } // namespace mummi::coupling

@@ -306,8 +306,8 @@ template<class T>
 bool all_finite(const std::vector<T>& v) {
   using bits_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   constexpr int mantissa = sizeof(T) == 4 ? 23 : 52;
-  constexpr auto exponent = static_cast<bits_t>(sizeof(T) == 4 ? 0x7f800000ull
-                                                               : 0x7ff0000000000000ull);
+  constexpr auto exponent
+    = static_cast<bits_t>(sizeof(T) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
   constexpr auto sign = static_cast<bits_t>(bits_t{1} << (sizeof(T) * 8 - 1));
   bits_t bad = 0;
   const T* p = v.data();
@@ -603,8 +603,7 @@ std::vector<std::byte> encode(const envelope& e) {
   return out;
 }
 
-decode_result decode(std::span<const std::byte> bytes,
-                                      const decode_limits& limits) {
+decode_result decode(std::span<const std::byte> bytes, const decode_limits& limits) {
   using kind = wire_error::kind;
   if (bytes.size() > limits.max_bytes)
     return unexpected{wire_error{kind::too_large,

@@ -301,12 +301,16 @@ TEST_F(gateway_test, a_remote_request_without_answer_times_out_with_a_gateway_er
   self->send(head.handle(), cpl::register_atom::value, std::string{"silent"}, silent);
   self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
   auto t0 = std::chrono::steady_clock::now();
-  self->request(node.handle(), 30s, cpl::request_atom::value, msg::address{"head", "silent"},
-                msg::ping{1, {}})
-    .receive([](msg::ping&) { FAIL() << "a reply from a silent actor"; },
-             [&](caf::error& e) {
-               EXPECT_EQ(cpl::error_code_of(e), msg::error_code::timeout) << sys.render(e);
-             });
+  self
+    ->request(node.handle(), 30s, cpl::request_atom::value, msg::address{"head", "silent"},
+              msg::ping{1, {}})
+    .receive(
+      [](msg::ping&) {
+        FAIL() << "a reply from a silent actor";
+      },
+      [&](caf::error& e) {
+        EXPECT_EQ(cpl::error_code_of(e), msg::error_code::timeout) << sys.render(e);
+      });
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, 300ms);
   EXPECT_LT(took, 2s);

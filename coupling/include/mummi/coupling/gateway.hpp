@@ -117,7 +117,7 @@ struct gateway_config {
   /// Longest a request sent to another node may wait for its response before the gateway
   /// answers it with a timeout error (the requester usually has a shorter timeout of its own).
   std::chrono::milliseconds request_timeout{30000};
-  int send_high_water_mark = 100000;                ///< messages queued per peer before dropping
+  int send_high_water_mark = 100000; ///< messages queued per peer before dropping
   /// After traffic, the I/O thread polls without sleeping this long (lower latency, more CPU).
   std::chrono::microseconds busy_poll{0};
   std::size_t max_message_bytes = std::size_t{64} << 20;
