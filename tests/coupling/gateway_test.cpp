@@ -31,6 +31,16 @@ protected:
   mummi::test::system_config cfg;
   caf::actor_system sys{cfg};
   cpl::context ctx;
+
+  /// Makes `a` reachable as `name` through `gw`, and waits until it is.
+  void register_as(const caf::actor& gw, const std::string& name, const caf::actor& a) {
+    caf::scoped_actor self{sys};
+    self->request(gw, 5s, cpl::register_atom::value, name, a)
+      .receive([] {},
+               [this](caf::error& e) {
+                 FAIL() << sys.render(e);
+               });
+  }
 };
 
 /// Waits for a peer_up of `node` on `self`.
@@ -58,11 +68,7 @@ TEST_F(gateway_test, request_reaches_a_remote_actor_and_the_reply_comes_back) {
   ASSERT_NE(head.endpoint().find("tcp://127.0.0.1:"), std::string::npos);
   auto echo = sys.spawn(mummi::test::echo_actor);
   caf::scoped_actor self{sys};
-  self->request(head.handle(), 5s, cpl::register_atom::value, std::string{"echo"}, echo)
-    .receive([] {},
-             [](caf::error& e) {
-               FAIL() << caf::to_string(e);
-             });
+  register_as(head.handle(), "echo", echo);
   self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
 
   for (std::uint64_t i = 0; i < 100; ++i) {
@@ -77,11 +83,7 @@ TEST_F(gateway_test, request_reaches_a_remote_actor_and_the_reply_comes_back) {
         });
   }
   // And the other way round: the head reaches an actor on the node that dialed it.
-  self->request(node.handle(), 5s, cpl::register_atom::value, std::string{"echo"}, echo)
-    .receive([] {},
-             [](caf::error& e) {
-               FAIL() << caf::to_string(e);
-             });
+  register_as(node.handle(), "echo", echo);
   auto batch = mummi::test::sample_batch(10);
   self->request(head.handle(), 5s, cpl::request_atom::value, msg::address{"node-1", "echo"}, batch)
     .receive(
@@ -116,11 +118,7 @@ TEST_F(gateway_test, one_way_messages_carry_the_sender_address) {
   cpl::gateway head{sys, ctx, config("head")};
   cpl::gateway node{sys, ctx, config("node-1", "")};
   caf::scoped_actor self{sys};
-  self->request(head.handle(), 5s, cpl::register_atom::value, std::string{"wm"}, caf::actor{self})
-    .receive([] {},
-             [](caf::error& e) {
-               FAIL() << caf::to_string(e);
-             });
+  register_as(head.handle(), "wm", caf::actor{self});
   self->send(node.handle(), cpl::connect_atom::value, std::string{"head"}, head.endpoint());
   self->send(node.handle(), cpl::send_atom::value, msg::address{"head", "wm"},
              msg::job_progress{7, 1.5, 2000.0, 3});
@@ -226,11 +224,7 @@ TEST_F(gateway_test, local_targets_are_reached_without_the_wire) {
   cpl::gateway head{sys, ctx, config("head", "")};
   auto echo = sys.spawn(mummi::test::echo_actor);
   caf::scoped_actor self{sys};
-  self->request(head.handle(), 5s, cpl::register_atom::value, std::string{"echo"}, echo)
-    .receive([] {},
-             [](caf::error& e) {
-               FAIL() << caf::to_string(e);
-             });
+  register_as(head.handle(), "echo", echo);
   self
     ->request(head.handle(), 5s, cpl::request_atom::value, msg::address{"head", "echo"},
               msg::ping{5, {9}})
