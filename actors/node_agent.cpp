@@ -72,6 +72,15 @@ caf::behavior node_agent(agent_actor* self, caf::actor gateway, node_agent_confi
   self->send(st.gateway, cpl::register_atom::value, std::string{"agent"},
              caf::actor_cast<caf::actor>(self));
   self->send(st.gateway, cpl::watch_atom::value, st.cfg.head_node);
+  // Without its gateway the agent can reach nobody: stop with it.
+  self->monitor(st.gateway);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    if (dm.source != self->state.gateway.address())
+      return;
+    self->state.log->error("node {}: the gateway stopped ({}); stopping", self->state.cfg.node_id,
+                           self->system().render(dm.reason));
+    self->quit(caf::exit_reason::unreachable);
+  });
   say_hello(self);
   return {
     [self](hello_atom) {

@@ -300,8 +300,12 @@ caf::behavior gateway_behavior(gateway_actor* self, std::variant<Ts...>*) {
                         msg::encode(e));
     }...,
     // -- administration --------------------------------------------------------------------
-    [self](connect_atom, std::string& node, std::string& endpoint) {
-      self->state.io->connect(std::move(node), std::move(endpoint));
+    [self](connect_atom, std::string& node, std::string& endpoint) -> caf::result<void> {
+      try {
+        self->state.io->connect(std::move(node), std::move(endpoint));
+      } catch (const std::invalid_argument& ex) {
+        return make_error(msg::error_code::rejected, ex.what());
+      }
       return caf::unit;
     },
     [self](register_atom, const std::string& name, caf::actor& a) {

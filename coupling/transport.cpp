@@ -159,13 +159,21 @@ struct transport::impl {
     auto& p = peers[node];
     if (p.dealer)
       return;
-    p.dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
-    configure(*p.dealer);
-    p.dealer->set(zmq::sockopt::routing_id, cfg.node_id);
-    p.dealer->set(zmq::sockopt::immediate, false);
-    p.dealer->set(zmq::sockopt::reconnect_ivl, 100);
-    p.dealer->set(zmq::sockopt::reconnect_ivl_max, 1000);
-    p.dealer->connect(endpoint);
+    auto dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
+    configure(*dealer);
+    dealer->set(zmq::sockopt::routing_id, cfg.node_id);
+    dealer->set(zmq::sockopt::immediate, false);
+    dealer->set(zmq::sockopt::reconnect_ivl, 100);
+    dealer->set(zmq::sockopt::reconnect_ivl_max, 1000);
+    try {
+      dealer->connect(endpoint);
+    } catch (const zmq::error_t& ex) {
+      if (!p.via_router && !p.alive)
+        peers.erase(node);
+      throw std::invalid_argument("cannot connect to node '" + node + "' at '" + endpoint
+                                  + "': " + ex.what());
+    }
+    p.dealer = std::move(dealer);
     p.last_heard = clock_type::now();
     fds_dirty = true;
     // Announce ourselves at once; the message waits in the queue until the link is up.

@@ -45,7 +45,8 @@ public:
     return endpoint_;
   }
 
-  /// Dials `endpoint` and treats whatever answers there as `node`. Thread-safe.
+  /// Dials `endpoint` and treats whatever answers there as `node`. Thread-safe. Throws
+  /// std::invalid_argument for an endpoint ZeroMQ cannot dial ("foo", "tcp://nohost").
   void connect(std::string node, std::string endpoint);
   /// Sends encoded bytes to `node` from the calling thread. Thread-safe, never blocks (a full
   /// queue or an unknown peer drops the message and counts it).

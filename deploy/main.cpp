@@ -151,7 +151,16 @@ int run_node(const std::string& head, act::node_agent_config cfg, unsigned heart
   gc.heartbeat_period = std::chrono::milliseconds{heartbeat_ms};
   cpl::gateway gw{sys, ctx, gc};
   caf::scoped_actor self{sys};
-  self->send(gw.handle(), cpl::connect_atom::value, cfg.head_node, head);
+  std::string problem;
+  self->request(gw.handle(), 10s, cpl::connect_atom::value, cfg.head_node, head)
+    .receive([] {},
+             [&](caf::error& e) {
+               problem = sys.render(e);
+             });
+  if (!problem.empty()) {
+    log->error("--head {}: {}", head, problem);
+    return 2;
+  }
   auto agent = act::spawn_node_agent(sys, gw.handle(), cfg, log);
   self->monitor(agent);
   int rc = 0;

@@ -310,3 +310,26 @@ TEST_F(gateway_test, a_remote_request_without_answer_times_out_with_a_gateway_er
   EXPECT_LT(took, 2s);
   self->send_exit(silent, caf::exit_reason::user_shutdown);
 }
+
+TEST_F(gateway_test, dialing_a_malformed_endpoint_is_an_error_naming_it) {
+  cpl::gateway node{sys, ctx, config("node-1", "")};
+  caf::scoped_actor self{sys};
+  for (const char* bad : {"foo", "tcp://", "tcp://127.0.0.1:notaport"}) {
+    self
+      ->request(node.handle(), 5s, cpl::connect_atom::value, std::string{"head"}, std::string{bad})
+      .receive(
+        [&] {
+          FAIL() << bad << " was accepted";
+        },
+        [&](caf::error& e) {
+          EXPECT_EQ(cpl::error_code_of(e), msg::error_code::rejected);
+          EXPECT_NE(sys.render(e).find(bad), std::string::npos) << sys.render(e);
+        });
+  }
+  // The gateway is still alive and usable.
+  self->request(node.handle(), 5s, cpl::stats_atom::value)
+    .receive([](const cpl::gateway_stats&) {},
+             [&](caf::error& e) {
+               FAIL() << sys.render(e);
+             });
+}

@@ -72,6 +72,13 @@ TEST(cli, run_starts_node_agents_that_join_answer_and_stop) {
   EXPECT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
 }
 
+TEST(cli, node_with_a_malformed_head_endpoint_fails_at_once) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_mummi({"node", "--head", "foo", "--node-id", "n1"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+}
+
 TEST(cli, validate_reports_every_problem_and_fails) {
   auto dir = temp_dir();
   std::ofstream(dir / "bad.yaml") << "head: {heartbeat_ms: -1, grace_s: x}\nnodes: {count: 2}\n";

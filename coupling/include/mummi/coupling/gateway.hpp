@@ -11,7 +11,7 @@
 ///
 /// | message                                   | effect / reply                                 |
 /// |-------------------------------------------|------------------------------------------------|
-/// | (connect_atom, node, endpoint)            | dial a peer; reply: ok                          |
+/// | (connect_atom, node, endpoint)            | dial a peer; reply: unit, or `rejected` error   |
 /// | (register_atom, name, caf::actor)         | make a local actor reachable as (this node,name)|
 /// | (send_atom, address, T)                   | one-way; the target receives (address from, T)  |
 /// | (request_atom, address, T)                | the target's reply (any body type) or an error  |
