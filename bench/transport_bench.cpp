@@ -66,16 +66,21 @@ caf::behavior sink_actor(caf::stateful_actor<std::uint64_t>* self) {
   };
 }
 
-int serve_gateway() {
-  mummi::test::system_config cfg;
-  caf::actor_system sys{cfg};
-  cpl::context ctx;
+/// Gateway settings of both benchmark processes; MUMMI_BUSY_POLL_US sets the busy-poll window.
+cpl::gateway_config bench_config(std::string node, std::string bind) {
   cpl::gateway_config gc;
-  gc.node_id = "server";
-  gc.bind = "tcp://127.0.0.1:*";
+  gc.node_id = std::move(node);
+  gc.bind = std::move(bind);
   if (const char* b = std::getenv("MUMMI_BUSY_POLL_US"))
     gc.busy_poll = std::chrono::microseconds{std::atoi(b)};
-  cpl::gateway gw{sys, ctx, gc};
+  return gc;
+}
+
+int serve_gateway() {
+  mummi::coupling::system_config cfg;
+  caf::actor_system sys{cfg};
+  cpl::context ctx;
+  cpl::gateway gw{sys, ctx, bench_config("server", "tcp://127.0.0.1:*")};
   auto echo = sys.spawn(mummi::test::echo_actor);
   auto sink = sys.spawn(sink_actor);
   caf::scoped_actor self{sys};
@@ -277,14 +282,10 @@ int main(int argc, char** argv) {
   {
     std::string ep;
     auto server = start_server("--serve-gateway", ep);
-    mummi::test::system_config cfg;
+    mummi::coupling::system_config cfg;
     caf::actor_system sys{cfg};
     cpl::context ctx;
-    cpl::gateway_config gc;
-    gc.node_id = "client";
-    if (const char* b = std::getenv("MUMMI_BUSY_POLL_US"))
-      gc.busy_poll = std::chrono::microseconds{std::atoi(b)};
-    cpl::gateway gw{sys, ctx, gc};
+    cpl::gateway gw{sys, ctx, bench_config("client", "")};
     caf::scoped_actor self{sys};
     self->send(gw.handle(), cpl::connect_atom::value, std::string{"server"}, ep);
     self->send(gw.handle(), cpl::watch_atom::value, std::string{"server"});

@@ -25,12 +25,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct system_config : caf::actor_system_config {
-  system_config() {
-    cpl::add_coupling_types(*this);
-  }
-};
-
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name) {
   auto log = spdlog::stderr_color_mt(name);
   log->set_pattern("%H:%M:%S.%e %^%l%$ [%n] %v");
@@ -55,7 +49,7 @@ int run_campaign(const std::string& config_file) {
   auto log = make_logger("head");
   std::filesystem::create_directories(cfg.dir);
 
-  system_config sys_cfg;
+  cpl::system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
   cpl::context ctx;
   cpl::gateway_config gc;
@@ -143,7 +137,7 @@ int run_campaign(const std::string& config_file) {
 /// `mummi node --head ENDPOINT`: the node agent of this machine.
 int run_node(const std::string& head, act::node_agent_config cfg, unsigned heartbeat_ms) {
   auto log = make_logger(cfg.node_id);
-  system_config sys_cfg;
+  cpl::system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
   cpl::context ctx;
   cpl::gateway_config gc;

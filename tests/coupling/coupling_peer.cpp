@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("--window", window);
   CLI11_PARSE(app, argc, argv);
 
-  mummi::test::system_config cfg;
+  mummi::coupling::system_config cfg;
   caf::actor_system sys{cfg};
   cpl::context ctx;
   cpl::gateway_config gc;
@@ -38,11 +38,15 @@ int main(int argc, char** argv) {
   gc.bind = bind;
   gc.heartbeat_period = std::chrono::milliseconds{heartbeat_ms};
   cpl::gateway gw{sys, ctx, gc};
-  std::cout << "endpoint " << (gw.endpoint().empty() ? "none" : gw.endpoint()) << std::endl;
-
   auto echo = sys.spawn(mummi::test::echo_actor);
   caf::scoped_actor self{sys};
-  self->send(gw.handle(), cpl::register_atom::value, std::string{"echo"}, echo);
+  // "echo" must be reachable before anyone learns where to find it.
+  self->request(gw.handle(), 10s, cpl::register_atom::value, std::string{"echo"}, echo)
+    .receive([] {},
+             [&](caf::error& e) {
+               std::cout << "register failed " << sys.render(e) << std::endl;
+             });
+  std::cout << "endpoint " << (gw.endpoint().empty() ? "none" : gw.endpoint()) << std::endl;
   if (auto eq = connect.find('='); eq != std::string::npos) {
     auto peer = connect.substr(0, eq);
     self->send(gw.handle(), cpl::connect_atom::value, peer, connect.substr(eq + 1));

@@ -44,7 +44,7 @@ std::string expect_line(cpl::child_process& p, const std::string& prefix,
 
 class cross_process_test : public ::testing::Test {
 protected:
-  mummi::test::system_config cfg;
+  mummi::coupling::system_config cfg;
   caf::actor_system sys{cfg};
   cpl::context ctx;
 

@@ -28,7 +28,7 @@ cpl::gateway_config config(std::string node, std::string bind = "tcp://127.0.0.1
 
 class gateway_test : public ::testing::Test {
 protected:
-  mummi::test::system_config cfg;
+  mummi::coupling::system_config cfg;
   caf::actor_system sys{cfg};
   cpl::context ctx;
 

@@ -92,7 +92,7 @@ TEST(cli, validate_reports_every_problem_and_fails) {
 
 // A node agent whose head is gone for longer than the grace period stops by itself.
 TEST(cli, node_agent_stops_when_the_head_is_gone_past_the_grace_period) {
-  mummi::test::system_config cfg;
+  mummi::coupling::system_config cfg;
   caf::actor_system sys{cfg};
   cpl::context ctx;
   cpl::gateway_config gc;

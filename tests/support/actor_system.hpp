@@ -1,18 +1,12 @@
 #pragma once
 
-// An actor system configured as mummi's processes configure theirs, for tests.
+// Actors shared by the tests and benchmarks.
 
 #include <caf/all.hpp>
 
 #include "mummi/coupling/gateway.hpp"
 
 namespace mummi::test {
-
-struct system_config : caf::actor_system_config {
-  system_config() {
-    coupling::add_coupling_types(*this);
-  }
-};
 
 /// Replies to every ping with the same ping; used as a remote target in tests and benchmarks.
 inline caf::behavior echo_actor(caf::event_based_actor*) {

@@ -28,6 +28,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 
@@ -131,6 +132,13 @@ std::string validate(const gateway_config& cfg);
 /// workers wait on a condition variable that new work signals, instead of CAF's default of
 /// polling with 50 us naps). Call once before creating the actor system.
 void add_coupling_types(caf::actor_system_config& cfg);
+
+/// The actor system configuration of every mummi process: `add_coupling_types` applied.
+struct system_config : caf::actor_system_config {
+  system_config() {
+    add_coupling_types(*this);
+  }
+};
 
 /// Process-wide allocator policy for programs that move large messages (structure batches,
 /// frames): freed memory stays in the process instead of being returned to the OS and faulted
