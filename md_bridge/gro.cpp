@@ -1,0 +1,1 @@
+#include "mummi/md_bridge/structure.hpp"
