@@ -12,8 +12,9 @@ A two-domain coarse-grained protein of 127 beads, made for mummi's tests and dem
           (net charge +4), held by its own elastic network.
 
 DOM2 plays the part of KRAS-RBDCRD's CRD: its distance from the membrane separates state A
-(close) from state B (far). protein.gro is the extended conformation (state B-like) with the
-membrane normal along z and the lowest tail bead (the anchor bead, atom 1) at the origin.
+(close) from state B (far). protein.gro is a state-A conformation: the linker arches over so
+that DOM2 sits beside DOM1 with its positive face down, the membrane normal along z and the
+lowest tail bead (the anchor bead, atom 1) at the origin.
 Deterministic: running the script again writes identical files.
 """
 import itertools
@@ -39,19 +40,20 @@ def serpentine(nx, ny, nz):
     return order
 
 
-def domain(nx, ny, nz, origin, positive_face=False, charges_d1=False):
+def domain(nx, ny, nz, origin, positive_face=False, charges_d1=False, top_down=False):
+    """A lattice domain; with top_down the layers are stacked downwards from origin."""
     beads = []
     for (i, j, k) in serpentine(nx, ny, nz):
         interior = 0 < i < nx - 1 and 0 < j < ny - 1 and 0 < k < nz - 1
         btype, res, q = ("C", "APO", 0.0) if interior else ("P", "POL", 0.0)
-        if positive_face and i == 0 and 0 < j < ny - 1 and 0 < k < nz - 1:
+        if positive_face and k == nz - 1 and i in (0, nx - 1) and 0 < j < ny - 1:
             btype, res, q = "Q", "LYS", 1.0
         if charges_d1 and k == nz - 1 and (i, j) in ((0, 0), (nx - 1, ny - 1)):
             btype, res, q = "Q", "LYS", 1.0
         if charges_d1 and k == nz - 1 and (i, j) in ((0, ny - 1), (nx - 1, 0)):
             btype, res, q = "Q", "ASP", -1.0
         pos = (origin[0] + i * LATTICE_NM, origin[1] + j * LATTICE_NM,
-               origin[2] + k * LATTICE_NM)
+               origin[2] + (-k if top_down else k) * LATTICE_NM)
         beads.append(dict(type=btype, res=res, name="BB", charge=q, pos=pos))
     return beads
 
@@ -76,13 +78,18 @@ def build():
     t = add("ANCHOR", tail + anc)
     d1_origin = (x0, y0, 5 * 0.47)
     d1 = add("DOM1", domain(4, 4, 4, d1_origin, charges_d1=True))
-    top = beads[-1]["pos"]
-    linker = [dict(type="P", res="LNK", name="BB", charge=0.0,
-                   pos=(top[0], top[1], top[2] + (n + 1) * LINK_NM)) for n in range(10)]
+    # The linker rises two beads, crosses six towards +x and comes down two.
+    x, y, z = beads[-1]["pos"]
+    path = []
+    for dx, dz in [(0, 1)] * 2 + [(1, 0)] * 6 + [(0, -1)] * 2:
+        x, z = x + dx * LINK_NM, z + dz * LINK_NM
+        path.append((x, y, z))
+    linker = [dict(type="P", res="LNK", name="BB", charge=0.0, pos=p) for p in path]
     lk = add("LINKER", linker)
     end = beads[-1]["pos"]
-    d2 = add("DOM2", domain(3, 4, 4, (end[0], end[1], end[2] + LATTICE_NM),
-                            positive_face=True))
+    d2 = add("DOM2", domain(3, 4, 4, (end[0], end[1] - 3 * LATTICE_NM if end[1] > 0 else end[1],
+                                      end[2] - LATTICE_NM),
+                            positive_face=True, top_down=True))
     n = len(beads)
 
     # Chain bonds along the whole molecule (anchor, domains, linker: consecutive beads).
@@ -146,7 +153,7 @@ def write(beads, bonds, angles, exclusions, groups, out):
 
     lo = [min(b["pos"][d] for b in beads) for d in range(3)]
     hi = [max(b["pos"][d] for b in beads) for d in range(3)]
-    gro = ["mummi demo protein DPR (NOT Martini), extended conformation", f"{len(beads):5d}"]
+    gro = ["mummi demo protein DPR (NOT Martini), state A conformation", f"{len(beads):5d}"]
     for i, b in enumerate(beads, 1):
         x, y, z = b["pos"]
         gro.append(f"{i:5d}{b['res']:<5s}{b['name']:>5s}{i:5d}{x:8.3f}{y:8.3f}{z:8.3f}")
