@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -100,6 +101,8 @@ private:
   static const char* type_name() {
     if constexpr (std::is_same_v<T, std::string>)
       return "a string";
+    else if constexpr (std::is_same_v<T, bool>)
+      return "true or false";
     else if constexpr (std::is_unsigned_v<T>)
       return "a non-negative integer";
     else if constexpr (std::is_integral_v<T>)
@@ -134,12 +137,120 @@ std::function<std::string(const std::string&)> endpoint_check() {
   };
 }
 
+std::function<std::string(const std::string&)> not_empty() {
+  return [](const std::string& v) {
+    return v.empty() ? std::string{"must not be empty"} : std::string{};
+  };
+}
+
+std::function<std::string(const double&)> positive() {
+  return [](const double& v) {
+    return v > 0 && std::isfinite(v) ? std::string{} : std::string{"must be a positive number"};
+  };
+}
+
+/// A path of the file, relative to the configuration file's directory unless absolute.
+std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
+  std::filesystem::path path{p};
+  return path.is_absolute() || base.empty() ? path : base / path;
+}
+
+/// `upper: {DPC: 0.7, DST: 0.3}`: lipid name -> fraction (or count), in the file's order.
+void read_leaflet(reader& r, const YAML::Node& m, const std::string& path,
+                  md::leaflet_recipe& out) {
+  auto node = m[path.substr(path.rfind('.') + 1)];
+  if (!node.IsDefined() || node.IsNull())
+    return;
+  if (!node.IsMap() || node.size() == 0) {
+    r.problem(node, path, "must map lipid names to fractions (or counts), e.g. {POPC: 1.0}");
+    return;
+  }
+  out.lipids.clear();
+  for (const auto& kv : node) {
+    auto name = kv.first.as<std::string>("");
+    double amount = 0;
+    try {
+      amount = kv.second.as<double>();
+    } catch (const YAML::Exception&) {
+      r.problem(kv.second, path + "." + name, "must be a number");
+      continue;
+    }
+    out.lipids.push_back({name, amount});
+  }
+}
+
+md::system_spec read_system(reader& r, const YAML::Node& s, const std::filesystem::path& base,
+                            std::filesystem::path& protein_structure) {
+  md::system_spec spec;
+  auto files = s["files"];
+  if (!files.IsDefined() || !files.IsSequence() || files.size() == 0)
+    r.problem(files.IsDefined() ? files : s, "system.files",
+              "must list the force-field file first, then every molecule file");
+  else
+    for (const auto& f : files)
+      spec.includes.push_back(resolve(base, f.as<std::string>("")));
+  std::string templates;
+  r.read<std::string>(s, "system", "lipid_templates", templates);
+  if (!templates.empty())
+    spec.lipid_templates = resolve(base, templates);
+  if (auto p = s["protein"];
+      r.section(p, "system.protein", {"molecule", "structure", "anchor_atom", "anchor_depth_nm"})) {
+    r.read<std::string>(p, "system.protein", "molecule", spec.protein_molecule, not_empty());
+    std::string structure;
+    r.read<std::string>(p, "system.protein", "structure", structure, not_empty());
+    if (!structure.empty())
+      protein_structure = resolve(base, structure);
+    unsigned anchor = 1;
+    r.read<unsigned>(p, "system.protein", "anchor_atom", anchor, at_least(1));
+    spec.anchor_atom = anchor - 1;
+    r.read<double>(p, "system.protein", "anchor_depth_nm", spec.anchor_depth_nm);
+  }
+  if (spec.protein_molecule.empty() || protein_structure.empty())
+    r.problem(s, "system.protein", "needs molecule and structure");
+  auto& rec = spec.recipe;
+  if (auto m = s["membrane"];
+      r.section(m, "system.membrane",
+                {"box_nm", "upper", "lower", "exact_counts", "area_per_lipid_nm2", "asymmetry",
+                 "salt_molar", "solvent", "cation", "anion", "seed"})) {
+    if (auto box = m["box_nm"]; box.IsDefined()) {
+      if (!box.IsSequence() || box.size() != 3)
+        r.problem(box, "system.membrane.box_nm", "must be [x, y, z] in nm");
+      else
+        try {
+          rec.box_x_nm = box[0].as<double>();
+          rec.box_y_nm = box[1].as<double>();
+          rec.box_z_nm = box[2].as<double>();
+        } catch (const YAML::Exception&) {
+          r.problem(box, "system.membrane.box_nm", "must be three numbers");
+        }
+    }
+    read_leaflet(r, m, "system.membrane.upper", rec.upper);
+    read_leaflet(r, m, "system.membrane.lower", rec.lower);
+    bool exact = false;
+    r.read<bool>(m, "system.membrane", "exact_counts", exact);
+    rec.upper.exact_counts = rec.lower.exact_counts = exact;
+    double apl = rec.upper.area_per_lipid_nm2;
+    r.read<double>(m, "system.membrane", "area_per_lipid_nm2", apl, positive());
+    rec.upper.area_per_lipid_nm2 = rec.lower.area_per_lipid_nm2 = apl;
+    r.read<int>(m, "system.membrane", "asymmetry", rec.asymmetry);
+    r.read<double>(m, "system.membrane", "salt_molar", rec.salt_molar);
+    r.read<std::string>(m, "system.membrane", "solvent", rec.solvent, not_empty());
+    r.read<std::string>(m, "system.membrane", "cation", rec.cation, not_empty());
+    r.read<std::string>(m, "system.membrane", "anion", rec.anion, not_empty());
+    r.read<std::uint64_t>(m, "system.membrane", "seed", rec.seed);
+  }
+  if (rec.upper.lipids.empty() || rec.lower.lipids.empty())
+    r.problem(s, "system.membrane", "needs the lipids of both leaflets (upper, lower)");
+  return spec;
+}
+
 } // namespace
 
 config_error::config_error(std::vector<std::string> problems)
   : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
 
-campaign_config parse_campaign_config(const std::string& yaml, const std::string& source) {
+campaign_config parse_campaign_config(const std::string& yaml, const std::string& source,
+                                      const std::filesystem::path& base_dir) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
@@ -151,7 +262,7 @@ campaign_config parse_campaign_config(const std::string& yaml, const std::string
   reader r{source};
   if (!root.IsDefined() || root.IsNull())
     return c; // an empty file means every default
-  if (!r.section(root, "", {"campaign", "head", "nodes"}))
+  if (!r.section(root, "", {"campaign", "head", "nodes", "system", "gromacs", "createsims"}))
     throw config_error(r.problems());
 
   if (auto s = root["campaign"]; r.section(s, "campaign", {"name", "dir"})) {
@@ -175,6 +286,19 @@ campaign_config parse_campaign_config(const std::string& yaml, const std::string
   }
   if (auto s = root["nodes"]; r.section(s, "nodes", {"local"}))
     r.read<unsigned>(s, "nodes", "local", c.local_nodes, at_least(1));
+  if (auto s = root["system"]; r.section(s, "system", {"files", "lipid_templates", "protein",
+                                                       "membrane"}))
+    c.system = read_system(r, s, base_dir, c.protein_structure);
+  if (auto s = root["gromacs"]; r.section(s, "gromacs", {"gmx", "threads"})) {
+    r.read<std::string>(s, "gromacs", "gmx", c.gmx, not_empty());
+    r.read<unsigned>(s, "gromacs", "threads", c.gmx_threads);
+  }
+  if (auto s = root["createsims"]; r.section(s, "createsims", {"max_builds", "stage_timeout_s"})) {
+    r.read<unsigned>(s, "createsims", "max_builds", c.max_builds, at_least(1));
+    unsigned t = static_cast<unsigned>(c.stage_timeout.count());
+    r.read<unsigned>(s, "createsims", "stage_timeout_s", t, at_least(1));
+    c.stage_timeout = std::chrono::seconds{t};
+  }
 
   if (!r.problems().empty())
     throw config_error(r.problems());
@@ -187,7 +311,7 @@ campaign_config load_campaign_config(const std::filesystem::path& file) {
     throw config_error({file.string() + ": cannot be read (does it exist?)"});
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_campaign_config(ss.str(), file.string());
+  return parse_campaign_config(ss.str(), file.string(), file.parent_path());
 }
 
 } // namespace mummi::deploy

@@ -6,9 +6,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "mummi/md_bridge/createsims.hpp"
 
 namespace mummi::deploy {
 
@@ -35,10 +38,21 @@ struct campaign_config {
   std::chrono::milliseconds head_grace{60000}; ///< nodes wait this long for a lost head
   // nodes
   unsigned local_nodes = 2; ///< node agents started on this machine by `mummi run`
+  // system: the physical system; absent = the demo system of data/demo
+  std::optional<md::system_spec> system;
+  std::filesystem::path protein_structure; ///< starting protein (.gro); empty = the system's own
+  // gromacs
+  std::string gmx = "gmx";    ///< the GROMACS binary (any path: users bring their own build)
+  unsigned gmx_threads = 0;   ///< threads per mdrun; 0 = every core of the machine
+  // createsims
+  unsigned max_builds = 10;
+  std::chrono::seconds stage_timeout{3600};
 };
 
 /// Parses YAML text; `source` names it in errors. Throws config_error.
-campaign_config parse_campaign_config(const std::string& yaml, const std::string& source);
+/// Relative paths in the text are taken from `base_dir`.
+campaign_config parse_campaign_config(const std::string& yaml, const std::string& source,
+                                      const std::filesystem::path& base_dir = {});
 
 /// Reads and parses a file. Throws config_error (also for a missing or unreadable file).
 campaign_config load_campaign_config(const std::filesystem::path& file);

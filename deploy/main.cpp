@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,8 @@
 #include "mummi/actors/node_registry.hpp"
 #include "mummi/coupling/child_process.hpp"
 #include "mummi/coupling/gateway.hpp"
+#include "mummi/md_bridge/createsims.hpp"
+#include "mummi/md_bridge/gro.hpp"
 #include "mummi/messages/messages.hpp"
 
 namespace msg = mummi::messages;
@@ -164,6 +167,65 @@ int run_node(const std::string& head, act::node_agent_config cfg, unsigned heart
   return rc;
 }
 
+/// Where the demo system lives: $MUMMI_DATA_DIR, the source tree's data/ (a build tree), or
+/// share/mummi/data next to the executable's directory (an installation).
+std::filesystem::path data_dir() {
+  if (const char* env = std::getenv("MUMMI_DATA_DIR"); env != nullptr && *env != 0)
+    return env;
+  if (std::filesystem::exists(MUMMI_SOURCE_DATA_DIR "/demo/protein.gro"))
+    return MUMMI_SOURCE_DATA_DIR;
+  return std::filesystem::path(self_exe()).parent_path().parent_path() / "share/mummi/data";
+}
+
+struct createsims_options {
+  std::string config_file;
+  std::string out;
+  std::string protein;
+  std::uint64_t seed = 1;
+  std::string gmx;
+  unsigned threads = 0;
+};
+
+/// `mummi createsims [CONFIG] --out DIR`: one production-ready system around a protein.
+int run_createsims(const createsims_options& o) {
+  mummi::deploy::campaign_config cfg;
+  if (!o.config_file.empty())
+    cfg = mummi::deploy::load_campaign_config(o.config_file);
+  const auto data = data_dir();
+  const auto spec = cfg.system ? *cfg.system : mummi::md::demo_system(data / "demo");
+  std::filesystem::path protein = o.protein;
+  if (protein.empty())
+    protein = cfg.system ? cfg.protein_structure : data / "demo" / "protein.gro";
+  auto protocol = mummi::md::default_protocol();
+  protocol.max_builds = static_cast<int>(cfg.max_builds);
+  protocol.stage_timeout = cfg.stage_timeout;
+  mummi::md::gmx_config gmx;
+  gmx.gmx = o.gmx.empty() ? cfg.gmx : o.gmx;
+  mummi::md::mdrun_options mdrun;
+  mdrun.threads = static_cast<int>(o.threads ? o.threads : cfg.gmx_threads);
+  auto log = make_logger("createsims");
+  log->info("building around {} in {}", protein.string(), o.out);
+  auto r = mummi::md::run_createsims(spec, protocol, mummi::md::read_gro(protein), o.out, o.seed,
+                                     gmx, mdrun);
+  for (const auto& st : r.stages)
+    log->info("stage {}: {:.2f} s", st.name, st.seconds);
+  auto leaflet = [](const std::vector<mummi::md::molecule_block>& v) {
+    std::string s;
+    for (const auto& b : v)
+      s += (s.empty() ? "" : " ") + b.name + ":" + std::to_string(b.count);
+    return s;
+  };
+  std::printf("createsims: %zu atoms, %zu build(s), seed %llu, EM Epot %.1f kJ/mol Fmax %.1f\n"
+              "  upper leaflet %s (target %s)\n  lower leaflet %s (target %s)\n"
+              "  solvent in the core: %zu\n  production input: %s\n",
+              r.checks.atoms, r.builds, static_cast<unsigned long long>(r.seed),
+              r.minimisation.epot_kj_mol, r.minimisation.fmax_kj_mol_nm,
+              leaflet(r.checks.upper_found).c_str(), leaflet(r.checks.upper_target).c_str(),
+              leaflet(r.checks.lower_found).c_str(), leaflet(r.checks.lower_target).c_str(),
+              r.checks.solvent_in_core, r.production_tpr.c_str());
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -181,6 +243,19 @@ int main(int argc, char** argv) {
 
   auto* validate = app.add_subcommand("validate", "Check a campaign configuration");
   validate->add_option("config", config_file, "Campaign configuration (YAML)")->required();
+
+  createsims_options cs;
+  auto* createsims = app.add_subcommand(
+    "createsims", "Build, minimise and equilibrate one membrane system around a protein");
+  createsims->add_option("config", cs.config_file, "Campaign configuration (default: the demo)")
+    ->check(CLI::ExistingFile);
+  createsims->add_option("--out", cs.out, "Work directory (created)")->required();
+  createsims->add_option("--protein", cs.protein,
+                         "Protein structure (.gro; default: the system's own)")
+    ->check(CLI::ExistingFile);
+  createsims->add_option("--seed", cs.seed, "Seed of the first build");
+  createsims->add_option("--gmx", cs.gmx, "GROMACS binary (default: the config's, or gmx)");
+  createsims->add_option("--threads", cs.threads, "Threads per mdrun (0: every core)");
 
   std::string head;
   unsigned heartbeat_ms = 500;
@@ -212,6 +287,8 @@ int main(int argc, char** argv) {
                   cfg.name.c_str(), cfg.local_nodes);
       return 0;
     }
+    if (createsims->parsed())
+      return run_createsims(cs);
     if (node->parsed()) {
       node_cfg.head_grace = std::chrono::seconds{grace_s};
       return run_node(head, node_cfg, heartbeat_ms);

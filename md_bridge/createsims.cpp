@@ -1,0 +1,437 @@
+#include "mummi/md_bridge/createsims.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "mummi/md_bridge/gro.hpp"
+#include "mummi/md_bridge/mdp.hpp"
+#include "mummi/md_bridge/ndx.hpp"
+
+namespace mummi::md {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+mdp_entries thermostat_and_barostat() {
+  return {{"tcoupl", "v-rescale"},
+          {"tc-grps", "Solvent Rest"},
+          {"tau-t", "1.0 1.0"},
+          {"ref-t", "310 310"},
+          {"pcoupl", "c-rescale"},
+          {"pcoupltype", "semiisotropic"},
+          {"tau-p", "4.0"},
+          {"compressibility", "3e-4 3e-4"},
+          {"ref-p", "1.0 1.0"}};
+}
+
+md_stage dynamics(std::string name, const char* dt_ps, const char* steps, bool restrained,
+                  bool first) {
+  md_stage s{std::move(name), {{"integrator", "md"}, {"dt", dt_ps}, {"nsteps", steps}}, restrained};
+  if (restrained)
+    s.mdp.insert(s.mdp.end(), {{"define", "-DPOSRES"}, {"refcoord-scaling", "all"}});
+  for (auto& e : thermostat_and_barostat())
+    s.mdp.push_back(std::move(e));
+  if (first)
+    s.mdp.insert(s.mdp.end(), {{"gen-vel", "yes"}, {"gen-temp", "310"}});
+  else
+    s.mdp.insert(s.mdp.end(), {{"gen-vel", "no"}, {"continuation", "yes"}});
+  s.mdp.insert(s.mdp.end(), {{"nstenergy", "100"}, {"nstcalcenergy", "100"}, {"nstlog", "1000"}});
+  return s;
+}
+
+/// The atoms of `s` grouped as the builder wrote them: (molecule name, first atom, atoms each,
+/// count).
+struct block_span {
+  std::string name;
+  std::size_t first = 0;
+  std::size_t size = 0;
+  std::size_t count = 0;
+};
+
+std::vector<block_span> spans_of(const topology& t) {
+  std::vector<block_span> out;
+  std::size_t at = 0;
+  for (const auto& m : t.molecules) {
+    if (!holds(m.cond, t.defines))
+      continue;
+    const auto* type = find_molecule_type(t, m.name);
+    if (type == nullptr)
+      throw md_error("topology: unknown molecule " + m.name);
+    const auto size = atom_count(*type, t.defines);
+    out.push_back({m.name, at, size, static_cast<std::size_t>(m.count)});
+    at += size * static_cast<std::size_t>(m.count);
+  }
+  return out;
+}
+
+/// Height of the bilayer mid-plane over a coarse xy grid (mean z of lipid beads per cell;
+/// empty cells take the global mean), so that an undulating membrane is judged locally.
+class midplane {
+public:
+  midplane(const structure& s, const std::vector<std::size_t>& lipid_atoms, double cell_nm)
+    : lx_(s.box_nm[0][0]), ly_(s.box_nm[1][1]) {
+    n_ = std::max<std::size_t>(1, static_cast<std::size_t>(std::min(lx_, ly_) / cell_nm));
+    std::vector<double> sum(n_ * n_, 0.0);
+    std::vector<std::size_t> count(n_ * n_, 0);
+    double all = 0;
+    for (auto i : lipid_atoms) {
+      const auto& p = s.atoms[i].position_nm;
+      auto c = cell(p[0], p[1]);
+      sum[c] += p[2];
+      ++count[c];
+      all += p[2];
+    }
+    const double mean = lipid_atoms.empty() ? 0 : all / static_cast<double>(lipid_atoms.size());
+    z_.resize(n_ * n_);
+    for (std::size_t c = 0; c < z_.size(); ++c)
+      z_[c] = count[c] ? sum[c] / static_cast<double>(count[c]) : mean;
+    mean_ = mean;
+  }
+  double at(double x, double y) const {
+    return z_[cell(x, y)];
+  }
+  double mean() const {
+    return mean_;
+  }
+
+private:
+  std::size_t cell(double x, double y) const {
+    auto wrap = [this](double v, double l) {
+      auto i = static_cast<long long>(std::floor(v / l * static_cast<double>(n_)));
+      auto m = static_cast<long long>(n_);
+      return static_cast<std::size_t>(((i % m) + m) % m);
+    };
+    return wrap(y, ly_) * n_ + wrap(x, lx_);
+  }
+  double lx_, ly_;
+  std::size_t n_ = 1;
+  std::vector<double> z_;
+  double mean_ = 0;
+};
+
+std::string describe(const std::vector<molecule_block>& v) {
+  std::string s;
+  for (const auto& b : v)
+    s += (s.empty() ? "" : ", ") + b.name + " " + std::to_string(b.count);
+  return s.empty() ? "none" : s;
+}
+
+/// Checks the system in `gro` against its topology and the builder's targets.
+system_checks check_system(const fs::path& gro, const fs::path& top, const built_membrane& built,
+                           const system_spec& spec, double core_half_nm) {
+  system_checks c;
+  const auto s = read_gro(gro);
+  const auto t = read_topology(top);
+  c.atoms = s.atoms.size();
+  c.topology_atoms = atom_count(t);
+  c.net_charge = net_charge(t);
+  if (c.atoms != c.topology_atoms)
+    c.problems.push_back(gro.filename().string() + " has " + std::to_string(c.atoms) +
+                         " atoms but the topology counts " + std::to_string(c.topology_atoms));
+  if (std::abs(c.net_charge) > 1e-3)
+    c.problems.push_back("net charge is " + std::to_string(c.net_charge) + " e, not 0");
+  if (c.atoms != c.topology_atoms)
+    return c;
+
+  std::set<std::string> lipids;
+  for (const auto& b : built.upper)
+    lipids.insert(b.name);
+  for (const auto& b : built.lower)
+    lipids.insert(b.name);
+  const std::set<std::string> solvent = {spec.recipe.solvent, spec.recipe.cation,
+                                         spec.recipe.anion};
+  std::vector<std::size_t> lipid_atoms, solvent_atoms;
+  const auto spans = spans_of(t);
+  for (const auto& sp : spans) {
+    for (std::size_t a = sp.first; a < sp.first + sp.size * sp.count; ++a) {
+      if (lipids.count(sp.name))
+        lipid_atoms.push_back(a);
+      else if (solvent.count(sp.name))
+        solvent_atoms.push_back(a);
+    }
+  }
+  midplane mid(s, lipid_atoms, 1.5);
+  // Leaflet of each lipid: the side of its first bead (its head group).
+  std::map<std::string, std::size_t> upper, lower;
+  for (const auto& sp : spans) {
+    if (!lipids.count(sp.name))
+      continue;
+    for (std::size_t k = 0; k < sp.count; ++k) {
+      const auto& p = s.atoms[sp.first + k * sp.size].position_nm;
+      ++(p[2] > mid.at(p[0], p[1]) ? upper : lower)[sp.name];
+    }
+  }
+  auto compare = [&c](const char* which, const std::vector<molecule_block>& target,
+                      std::map<std::string, std::size_t>& found,
+                      std::vector<molecule_block>& found_out) {
+    bool off = false;
+    for (const auto& b : target) {
+      found_out.push_back({b.name, found[b.name]});
+      auto diff = static_cast<long long>(found[b.name]) - static_cast<long long>(b.count);
+      off = off || diff > 1 || diff < -1;
+    }
+    if (off)
+      c.problems.push_back(std::string(which) + " leaflet holds " + describe(found_out) +
+                           ", target " + describe(target) + " (more than one lipid off)");
+  };
+  c.upper_target = built.upper;
+  c.lower_target = built.lower;
+  compare("upper", built.upper, upper, c.upper_found);
+  compare("lower", built.lower, lower, c.lower_found);
+  for (auto a : solvent_atoms) {
+    const auto& p = s.atoms[a].position_nm;
+    if (std::abs(p[2] - mid.at(p[0], p[1])) < core_half_nm)
+      ++c.solvent_in_core;
+  }
+  if (c.solvent_in_core > 0)
+    c.problems.push_back(std::to_string(c.solvent_in_core) + " solvent beads within " +
+                         std::to_string(core_half_nm) + " nm of the membrane mid-plane");
+  return c;
+}
+
+void write_stage_mdp(const mdp_entries& common, const md_stage& stage, std::uint64_t seed,
+               const fs::path& path) {
+  mdp f;
+  for (const auto& [k, v] : common)
+    f.set(k, v);
+  for (const auto& [k, v] : stage.mdp)
+    f.set(k, v);
+  if (f.get("gen-vel").value_or("no") == "yes")
+    f.set("gen-seed", std::to_string(seed % 2147483647));
+  write_mdp(f, path);
+}
+
+/// grompp's input for `stage` in `dir`, starting from `start` (and its checkpoint, if any).
+grompp_input stage_input(const fs::path& dir, const md_stage& stage, const fs::path& start,
+                         const fs::path& checkpoint) {
+  grompp_input in;
+  in.mdp = dir / (stage.name + ".mdp");
+  in.structure = start;
+  in.topology = dir / "topol.top";
+  in.index = dir / "index.ndx";
+  if (stage.restrained)
+    in.restraint_reference = start;
+  in.checkpoint = checkpoint;
+  in.output = dir / (stage.name + ".tpr");
+  in.work_dir = dir;
+  return in;
+}
+
+mdrun_options stage_options(const mdrun_options& base, const std::string& name,
+                            const createsims_protocol& protocol) {
+  auto o = base;
+  o.deffnm = name;
+  o.checkpoint.clear();
+  o.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(protocol.stage_timeout);
+  return o;
+}
+
+std::string join_problems(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& p : v)
+    s += "\n  " + p;
+  return s;
+}
+
+} // namespace
+
+createsims_protocol default_protocol() {
+  createsims_protocol p;
+  p.common = {{"cutoff-scheme", "Verlet"},     {"nstlist", "20"},
+              {"pbc", "xyz"},                  {"coulombtype", "reaction-field"},
+              {"rcoulomb", "1.1"},             {"epsilon-r", "15"},
+              {"epsilon-rf", "0"},             {"vdw-type", "cutoff"},
+              {"vdw-modifier", "potential-shift-verlet"}, {"rvdw", "1.1"}};
+  p.minimisation = {"em",
+                    {{"integrator", "steep"},
+                     {"nsteps", "1500"},
+                     {"emtol", "100"},
+                     {"define", "-DPOSRES"}},
+                    true};
+  p.equilibration = {dynamics("eq1", "0.002", "2500", true, true),
+                     dynamics("eq2", "0.01", "2000", true, false),
+                     dynamics("eq3", "0.02", "1000", false, false)};
+  p.production = dynamics("production", "0.02", "-1", false, false);
+  p.production.mdp.insert(p.production.mdp.end(),
+                          {{"nstxout-compressed", "25000"}, {"nstlog", "5000"},
+                           {"nstenergy", "5000"}, {"nstcalcenergy", "100"}});
+  return p;
+}
+
+system_spec demo_system(const fs::path& data_dir) {
+  system_spec s;
+  for (const char* f : {"forcefield.itp", "solvent.itp", "lipids.itp", "protein.itp"})
+    s.includes.push_back(data_dir / f);
+  s.protein_molecule = "DPR";
+  s.anchor_atom = 0;
+  s.anchor_depth_nm = 0.3;
+  auto& r = s.recipe;
+  r.box_x_nm = r.box_y_nm = 9;
+  r.box_z_nm = 13;
+  r.upper.lipids = {{"DPC", 0.7}, {"DST", 0.3}};
+  r.lower.lipids = {{"DPC", 0.5}, {"DPS", 0.3}, {"DST", 0.2}};
+  r.salt_molar = 0.15;
+  return s;
+}
+
+std::vector<lipid_template> lipid_templates_from(const topology& t) {
+  std::vector<lipid_template> out;
+  for (const auto& m : t.molecule_types)
+    for (const auto& a : m.annotations) {
+      static constexpr std::string_view tag = ";@INSANE";
+      if (a.rfind(tag, 0) != 0)
+        continue;
+      auto form = parse_insane_form(std::string_view(a).substr(tag.size()), m.source, 0);
+      std::vector<std::string> names;
+      for (const auto& atom : m.atoms)
+        if (holds(atom.cond, t.defines))
+          names.push_back(atom.atom_name);
+      if (form.name != m.name)
+        throw io_error(m.source, 0,
+                       "the ;@INSANE line of molecule " + m.name + " names lipid " + form.name);
+      out.push_back(make_lipid_template(form, std::move(names)));
+    }
+  return out;
+}
+
+createsims_result run_createsims(const system_spec& spec, const createsims_protocol& protocol,
+                                 const structure& protein, const fs::path& dir,
+                                 std::uint64_t seed, const gmx_config& gmx,
+                                 const mdrun_options& mdrun, const std::atomic<bool>* cancel) {
+  fs::create_directories(dir);
+  createsims_result result;
+
+  // The topology of the molecule files alone gives the lipid templates and the protein.
+  topology includes_only;
+  for (const auto& f : spec.includes)
+    add_include(includes_only, fs::absolute(f).string());
+  const auto molecules_top = dir / "molecules.top";
+  write_top(includes_only, molecules_top);
+  const auto molecules = read_topology(molecules_top);
+  auto templates = lipid_templates_from(molecules);
+  if (!spec.lipid_templates.empty())
+    for (auto& t : read_lipid_templates(spec.lipid_templates))
+      templates.push_back(std::move(t));
+  const auto* protein_type = find_molecule_type(molecules, spec.protein_molecule);
+  if (protein_type == nullptr)
+    throw recipe_error({"protein molecule '" + spec.protein_molecule +
+                        "' is defined in none of the system's molecule files"});
+  if (atom_count(*protein_type, molecules.defines) != protein.atoms.size())
+    throw recipe_error({"protein structure has " + std::to_string(protein.atoms.size()) +
+                        " atoms but molecule " + spec.protein_molecule + " has " +
+                        std::to_string(atom_count(*protein_type, molecules.defines))});
+  double protein_charge = 0;
+  {
+    topology one = includes_only;
+    one.molecules = {{spec.protein_molecule, 1, {}}};
+    one.system_name = "protein";
+    const auto p = dir / "protein_only.top";
+    write_top(one, p);
+    protein_charge = net_charge(read_topology(p));
+    fs::remove(p);
+  }
+  fs::remove(molecules_top);
+
+  membrane_recipe recipe = spec.recipe;
+  protein_placement placement;
+  placement.coordinates = protein;
+  placement.molecule_name = spec.protein_molecule;
+  placement.charge = protein_charge;
+  placement.anchor_atom = spec.anchor_atom;
+  placement.x_nm = recipe.box_x_nm / 2;
+  placement.y_nm = recipe.box_y_nm / 2;
+  placement.depth_nm = spec.anchor_depth_nm;
+  recipe.protein = placement;
+
+  const auto gro = dir / "system.gro";
+  const auto top = dir / "topol.top";
+  const auto ndx = dir / "index.ndx";
+  gmx_runner runner(gmx);
+  built_membrane built;
+  std::vector<std::string> failures;
+  fs::path current;
+  for (int attempt = 1;; ++attempt) {
+    recipe.seed = seed + static_cast<std::uint64_t>(attempt - 1) * 7919;
+    built = build_membrane(recipe, templates);
+    write_gro(built.coordinates, gro);
+    topology t = includes_only;
+    t.system_name = "mummi createsims " + spec.protein_molecule;
+    for (const auto& b : built.molecules)
+      t.molecules.push_back({b.name, static_cast<std::int64_t>(b.count), {}});
+    write_top(t, top);
+    index_file index;
+    std::vector<std::int32_t> rest, solvent;
+    for (std::size_t i = 1; i <= built.coordinates.atoms.size(); ++i)
+      (i <= built.solute_atoms ? rest : solvent).push_back(static_cast<std::int32_t>(i));
+    index.add_group("Rest", std::move(rest));
+    index.add_group("Solvent", std::move(solvent));
+    write_ndx(index, ndx);
+    result.builds = static_cast<std::size_t>(attempt);
+    result.seed = recipe.seed;
+
+    const auto start = std::chrono::steady_clock::now();
+    const auto& em = protocol.minimisation;
+    write_stage_mdp(protocol.common, em, recipe.seed, dir / (em.name + ".mdp"));
+    try {
+      runner.grompp(stage_input(dir, em, gro, {}), cancel);
+      runner.mdrun(dir / (em.name + ".tpr"), dir, stage_options(mdrun, em.name, protocol), cancel);
+      result.minimisation = read_em_result(dir / (em.name + ".log"));
+      const auto& r = result.minimisation;
+      if (!std::isfinite(r.epot_kj_mol) || !std::isfinite(r.fmax_kj_mol_nm) ||
+          r.fmax_kj_mol_nm > protocol.max_fmax_kj_mol_nm)
+        throw gmx_error(gmx_error::kind::non_finite_energy,
+                        "minimisation ended with Epot " + std::to_string(r.epot_kj_mol) +
+                          " kJ/mol, Fmax " + std::to_string(r.fmax_kj_mol_nm) + " kJ/mol/nm");
+    } catch (const gmx_error& e) {
+      if (e.what_kind() == gmx_error::kind::timeout || e.what_kind() == gmx_error::kind::cancelled ||
+          e.what_kind() == gmx_error::kind::not_found)
+        throw;
+      failures.push_back("build " + std::to_string(attempt) + " (seed " +
+                         std::to_string(recipe.seed) + "): " + e.what());
+      if (attempt >= protocol.max_builds)
+        throw md_error("createsims: minimisation failed for every one of " +
+                       std::to_string(attempt) + " builds:" + join_problems(failures));
+      continue;
+    }
+    result.stages.push_back(
+      {em.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+       static_cast<std::size_t>(attempt)});
+    current = dir / (em.name + ".gro");
+    break;
+  }
+
+  fs::path checkpoint;
+  for (const auto& stage : protocol.equilibration) {
+    const auto start = std::chrono::steady_clock::now();
+    write_stage_mdp(protocol.common, stage, result.seed, dir / (stage.name + ".mdp"));
+    runner.grompp(stage_input(dir, stage, current, checkpoint), cancel);
+    runner.mdrun(dir / (stage.name + ".tpr"), dir, stage_options(mdrun, stage.name, protocol),
+                 cancel);
+    current = dir / (stage.name + ".gro");
+    checkpoint = dir / (stage.name + ".cpt");
+    result.stages.push_back(
+      {stage.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+       result.builds});
+  }
+
+  result.checks = check_system(current, top, built, spec, protocol.core_half_thickness_nm);
+  if (!result.checks.problems.empty())
+    throw md_error("createsims: " + current.string() + " fails its checks:" +
+                   join_problems(result.checks.problems));
+
+  const auto& prod = protocol.production;
+  write_stage_mdp(protocol.common, prod, result.seed, dir / (prod.name + ".mdp"));
+  runner.grompp(stage_input(dir, prod, current, checkpoint), cancel);
+  result.production_tpr = dir / (prod.name + ".tpr");
+  result.structure = current;
+  result.topology = top;
+  result.index = ndx;
+  return result;
+}
+
+} // namespace mummi::md

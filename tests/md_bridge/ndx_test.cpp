@@ -1,0 +1,116 @@
+#include "mummi/md_bridge/errors.hpp"
+#include "mummi/md_bridge/ndx.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <numeric>
+#include <sstream>
+#include <string>
+
+namespace fs = std::filesystem;
+using namespace mummi::md;
+
+namespace {
+
+void expect_io_error(const std::function<void()>& f, const std::string& file, std::size_t line,
+                     const std::string& words = {}) {
+  try {
+    f();
+    ADD_FAILURE() << "no io_error thrown; expected one at " << file << ":" << line;
+  } catch (const io_error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.line(), line) << what;
+    const auto place = line == 0 ? file + ": " : file + ":" + std::to_string(line) + ":";
+    EXPECT_NE(what.find(place), std::string::npos) << what;
+    if (!words.empty()) {
+      EXPECT_NE(what.find(words), std::string::npos) << what;
+    }
+  }
+}
+
+} // namespace
+
+TEST(ndx, writes_fifteen_numbers_per_line_and_reads_back) {
+  index_file f;
+  std::vector<std::int32_t> solvent(40);
+  std::iota(solvent.begin(), solvent.end(), 1001);
+  f.add_group("Solvent", solvent);
+  f.add_group("Rest", {1, 2, 3});
+  f.add_group("Empty", {});
+  const auto text = format_ndx(f);
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "[ Solvent ]");
+  for (const auto expected : {15, 15, 10}) {
+    std::getline(in, line);
+    std::istringstream numbers(line);
+    int count = 0;
+    int v = 0;
+    while (numbers >> v)
+      ++count;
+    EXPECT_EQ(count, expected) << line;
+  }
+  std::getline(in, line);
+  EXPECT_EQ(line, "[ Rest ]");
+  std::getline(in, line);
+  EXPECT_EQ(line, "   1    2    3");
+  EXPECT_EQ(parse_ndx(text, "x.ndx"), f);
+  ASSERT_NE(f.find("Rest"), nullptr);
+  EXPECT_EQ(f.find("Rest")->atoms.size(), 3u);
+  EXPECT_EQ(f.find("rest"), nullptr);
+  EXPECT_THROW(f.add_group("Rest", {4}), md_error);
+  EXPECT_THROW(f.add_group("Bad", {0}), md_error);
+  EXPECT_THROW(f.add_group("a]b", {1}), md_error);
+
+  auto dir = (fs::temp_directory_path() / "mummi_ndx_test_XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  write_ndx(f, fs::path(dir) / "index.ndx");
+  EXPECT_EQ(read_ndx(fs::path(dir) / "index.ndx"), f);
+  fs::remove_all(dir);
+}
+
+TEST(ndx, reads_gromacs_layout) {
+  const auto f
+    = parse_ndx("[ System ]\n   1    2    3\n\n[ Protein ]\n4 5\n6\n[ System ]\n9\n", "g.ndx");
+  ASSERT_EQ(f.groups.size(), 3u);
+  EXPECT_EQ(f.groups[1].name, "Protein");
+  EXPECT_EQ(f.groups[1].atoms, (std::vector<std::int32_t>{4, 5, 6}));
+  EXPECT_EQ(f.find("System")->atoms.size(), 3u); // the first of that name
+}
+
+TEST(ndx, errors_name_file_and_line) {
+  expect_io_error(
+    [] {
+      parse_ndx("[ A ]\n1 2\n3 x4\n", "a.ndx");
+    },
+    "a.ndx", 3, "x4");
+  expect_io_error(
+    [] {
+      parse_ndx("\n1 2\n[ A ]\n", "b.ndx");
+    },
+    "b.ndx", 2, "before any");
+  expect_io_error(
+    [] {
+      parse_ndx("[ A ]\n1 0\n", "c.ndx");
+    },
+    "c.ndx", 2, "below 1");
+  expect_io_error(
+    [] {
+      parse_ndx("[ A ]\n1\n[ B\n", "d.ndx");
+    },
+    "d.ndx", 3, "']'");
+  expect_io_error(
+    [] {
+      parse_ndx("[  ]\n", "e.ndx");
+    },
+    "e.ndx", 1, "empty group name");
+  expect_io_error(
+    [] {
+      read_ndx("/nonexistent/i.ndx");
+    },
+    "/nonexistent/i.ndx", 0);
+}
