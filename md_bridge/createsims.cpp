@@ -121,9 +121,12 @@ std::string describe(const std::vector<molecule_block>& v) {
   return s.empty() ? "none" : s;
 }
 
-/// Checks the system in `gro` against its topology and the builder's targets.
-system_checks check_system(const fs::path& gro, const fs::path& top, const built_membrane& built,
-                           const system_spec& spec, double core_half_nm) {
+} // namespace
+
+system_checks check_system(const fs::path& gro, const fs::path& top,
+                           const std::vector<molecule_block>& upper_target,
+                           const std::vector<molecule_block>& lower_target,
+                           const membrane_recipe& recipe, double core_half_nm) {
   system_checks c;
   const auto s = read_gro(gro);
   const auto t = read_topology(top);
@@ -139,12 +142,11 @@ system_checks check_system(const fs::path& gro, const fs::path& top, const built
     return c;
 
   std::set<std::string> lipids;
-  for (const auto& b : built.upper)
+  for (const auto& b : upper_target)
     lipids.insert(b.name);
-  for (const auto& b : built.lower)
+  for (const auto& b : lower_target)
     lipids.insert(b.name);
-  const std::set<std::string> solvent = {spec.recipe.solvent, spec.recipe.cation,
-                                         spec.recipe.anion};
+  const std::set<std::string> solvent = {recipe.solvent, recipe.cation, recipe.anion};
   std::vector<std::size_t> lipid_atoms, solvent_atoms;
   const auto spans = spans_of(t);
   for (const auto& sp : spans) {
@@ -158,14 +160,25 @@ system_checks check_system(const fs::path& gro, const fs::path& top, const built
   midplane mid(s, lipid_atoms, 1.5);
   // Leaflet of each lipid: the side of its first bead (its head group).
   std::map<std::string, std::size_t> upper, lower;
+  double head_z[2] = {0, 0};
+  std::size_t heads[2] = {0, 0};
   for (const auto& sp : spans) {
     if (!lipids.count(sp.name))
       continue;
     for (std::size_t k = 0; k < sp.count; ++k) {
       const auto& p = s.atoms[sp.first + k * sp.size].position_nm;
-      ++(p[2] > mid.at(p[0], p[1]) ? upper : lower)[sp.name];
+      const double dz = p[2] - mid.at(p[0], p[1]);
+      ++(dz > 0 ? upper : lower)[sp.name];
+      head_z[dz > 0 ? 0 : 1] += dz;
+      ++heads[dz > 0 ? 0 : 1];
     }
   }
+  if (heads[0] > 0 && heads[1] > 0)
+    c.head_distance_nm = head_z[0] / static_cast<double>(heads[0]) -
+                         head_z[1] / static_cast<double>(heads[1]);
+  if (c.head_distance_nm < 2.0)
+    c.problems.push_back("the leaflets' head groups are " + std::to_string(c.head_distance_nm) +
+                         " nm apart on average: the bilayer is not intact");
   auto compare = [&c](const char* which, const std::vector<molecule_block>& target,
                       std::map<std::string, std::size_t>& found,
                       std::vector<molecule_block>& found_out) {
@@ -179,10 +192,10 @@ system_checks check_system(const fs::path& gro, const fs::path& top, const built
       c.problems.push_back(std::string(which) + " leaflet holds " + describe(found_out) +
                            ", target " + describe(target) + " (more than one lipid off)");
   };
-  c.upper_target = built.upper;
-  c.lower_target = built.lower;
-  compare("upper", built.upper, upper, c.upper_found);
-  compare("lower", built.lower, lower, c.lower_found);
+  c.upper_target = upper_target;
+  c.lower_target = lower_target;
+  compare("upper", upper_target, upper, c.upper_found);
+  compare("lower", lower_target, lower, c.lower_found);
   for (auto a : solvent_atoms) {
     const auto& p = s.atoms[a].position_nm;
     if (std::abs(p[2] - mid.at(p[0], p[1])) < core_half_nm)
@@ -193,6 +206,8 @@ system_checks check_system(const fs::path& gro, const fs::path& top, const built
                          std::to_string(core_half_nm) + " nm of the membrane mid-plane");
   return c;
 }
+
+namespace {
 
 void write_stage_mdp(const mdp_entries& common, const md_stage& stage, std::uint64_t seed,
                const fs::path& path) {
@@ -277,6 +292,50 @@ system_spec demo_system(const fs::path& data_dir) {
   r.lower.lipids = {{"DPC", 0.5}, {"DPS", 0.3}, {"DST", 0.2}};
   r.salt_molar = 0.15;
   return s;
+}
+
+std::map<std::string, double> read_md_averages(const fs::path& log) {
+  std::ifstream in(log);
+  if (!in)
+    throw io_error(log, 0, "cannot open the mdrun log");
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);)
+    lines.push_back(std::move(l));
+  std::size_t at = lines.size();
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    if (lines[i].find("A V E R A G E S") != std::string::npos)
+      at = i;
+  if (at == lines.size())
+    throw io_error(log, 0, "no averages: the run did not finish");
+  // Names stand right-aligned in 15-character columns over a line of as many numbers.
+  std::map<std::string, double> out;
+  for (std::size_t i = at + 1; i + 1 < lines.size(); ++i) {
+    const auto& names = lines[i];
+    if (names.find("Total Virial") != std::string::npos ||
+        names.find("M E G A") != std::string::npos)
+      break;
+    std::istringstream values(lines[i + 1]);
+    std::vector<double> v;
+    for (std::string w; values >> w;) {
+      char* end = nullptr;
+      double d = std::strtod(w.c_str(), &end);
+      if (end != w.c_str() + w.size()) {
+        v.clear();
+        break;
+      }
+      v.push_back(d);
+    }
+    if (v.empty() || names.size() < 15 * v.size())
+      continue;
+    for (std::size_t k = 0; k < v.size(); ++k) {
+      auto name = names.substr(names.size() - 15 * (v.size() - k), 15);
+      auto b = name.find_first_not_of(' ');
+      if (b != std::string::npos)
+        out.emplace(name.substr(b), v[k]);
+    }
+    ++i;
+  }
+  return out;
 }
 
 std::vector<lipid_template> lipid_templates_from(const topology& t) {
@@ -419,7 +478,8 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
        result.builds});
   }
 
-  result.checks = check_system(current, top, built, spec, protocol.core_half_thickness_nm);
+  result.checks = check_system(current, top, built.upper, built.lower, spec.recipe,
+                               protocol.core_half_thickness_nm);
   if (!result.checks.problems.empty())
     throw md_error("createsims: " + current.string() + " fails its checks:" +
                    join_problems(result.checks.problems));

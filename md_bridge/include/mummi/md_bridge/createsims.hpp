@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,6 +81,7 @@ struct system_checks {
   /// Lipids per species found in each leaflet of the final structure vs the builder's target.
   std::vector<molecule_block> upper_found, upper_target, lower_found, lower_target;
   std::size_t solvent_in_core = 0;  ///< solvent beads within the core half-thickness
+  double head_distance_nm = 0;      ///< mean head height of the upper minus the lower leaflet
   /// Problems found (empty = all checks passed).
   std::vector<std::string> problems;
 };
@@ -101,6 +103,21 @@ struct createsims_result {
   std::vector<stage_report> stages;
   system_checks checks;
 };
+
+/// Checks a system structure against its topology and the lipid counts wanted per leaflet:
+/// atom count, net charge, each leaflet within one lipid of its target (a lipid's leaflet is
+/// the side of its first bead, its head, relative to the local mid-plane: the mean z of lipid
+/// beads over a 1.5 nm grid), head groups of the two leaflets at least 2 nm apart, no solvent
+/// (`recipe`'s solvent and ion names) within `core_half_nm` of the local mid-plane.
+system_checks check_system(const std::filesystem::path& gro, const std::filesystem::path& top,
+                           const std::vector<molecule_block>& upper_target,
+                           const std::vector<molecule_block>& lower_target,
+                           const membrane_recipe& recipe, double core_half_nm);
+
+/// The "A V E R A G E S" block of an md.log: energy term -> average ("Temperature",
+/// "Pressure (bar)", ...). Throws io_error naming the log when it has none (the run did not
+/// finish).
+std::map<std::string, double> read_md_averages(const std::filesystem::path& log);
 
 /// Lipid templates of every molecule type of `t` that carries an `;@INSANE` annotation.
 std::vector<lipid_template> lipid_templates_from(const topology& t);
