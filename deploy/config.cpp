@@ -187,19 +187,32 @@ md::system_spec read_system(reader& r, const YAML::Node& s, const std::filesyste
     r.problem(files.IsDefined() ? files : s, "system.files",
               "must list the force-field file first, then every molecule file");
   else
-    for (const auto& f : files)
-      spec.includes.push_back(resolve(base, f.as<std::string>("")));
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      auto path = resolve(base, files[i].as<std::string>(""));
+      if (!std::filesystem::is_regular_file(path))
+        r.problem(files[i], "system.files[" + std::to_string(i) + "]",
+                  "no such file: " + path.string());
+      spec.includes.push_back(std::move(path));
+    }
   std::string templates;
   r.read<std::string>(s, "system", "lipid_templates", templates);
-  if (!templates.empty())
+  if (!templates.empty()) {
     spec.lipid_templates = resolve(base, templates);
+    if (!std::filesystem::is_regular_file(spec.lipid_templates))
+      r.problem(s["lipid_templates"], "system.lipid_templates",
+                "no such file: " + spec.lipid_templates.string());
+  }
   if (auto p = s["protein"];
       r.section(p, "system.protein", {"molecule", "structure", "anchor_atom", "anchor_depth_nm"})) {
     r.read<std::string>(p, "system.protein", "molecule", spec.protein_molecule, not_empty());
     std::string structure;
     r.read<std::string>(p, "system.protein", "structure", structure, not_empty());
-    if (!structure.empty())
+    if (!structure.empty()) {
       protein_structure = resolve(base, structure);
+      if (!std::filesystem::is_regular_file(protein_structure))
+        r.problem(p["structure"], "system.protein.structure",
+                  "no such file: " + protein_structure.string());
+    }
     unsigned anchor = 1;
     r.read<unsigned>(p, "system.protein", "anchor_atom", anchor, at_least(1));
     spec.anchor_atom = anchor - 1;

@@ -88,3 +88,60 @@ TEST(config, negative_numbers_are_refused) {
 TEST(config, missing_file_is_a_config_error) {
   EXPECT_THROW(mummi::deploy::load_campaign_config("/nonexistent/campaign.yaml"), config_error);
 }
+
+TEST(config, the_system_section_is_read_into_the_md_spec) {
+  const std::string demo = MUMMI_DATA_DIR "/demo";
+  auto c = parse_campaign_config("system:\n"
+                                 "  files: [forcefield.itp, solvent.itp, lipids.itp, protein.itp]\n"
+                                 "  protein: {molecule: DPR, structure: protein.gro,"
+                                 " anchor_atom: 2, anchor_depth_nm: 0.5}\n"
+                                 "  membrane:\n"
+                                 "    box_nm: [10, 11, 14]\n"
+                                 "    upper: {DPC: 0.75, DST: 0.25}\n"
+                                 "    lower: {DPS: 0.5, DPC: 0.5}\n"
+                                 "    asymmetry: -4\n"
+                                 "    salt_molar: 0.1\n"
+                                 "gromacs: {gmx: /opt/gmx/bin/gmx, threads: 4}\n"
+                                 "createsims: {max_builds: 3, stage_timeout_s: 120}\n",
+                                 "c.yaml", demo);
+  ASSERT_TRUE(c.system.has_value());
+  const auto& s = *c.system;
+  ASSERT_EQ(s.includes.size(), 4u);
+  EXPECT_EQ(s.includes[0], std::filesystem::path(demo) / "forcefield.itp");
+  EXPECT_EQ(s.protein_molecule, "DPR");
+  EXPECT_EQ(s.anchor_atom, 1u);
+  EXPECT_DOUBLE_EQ(s.anchor_depth_nm, 0.5);
+  EXPECT_EQ(c.protein_structure, std::filesystem::path(demo) / "protein.gro");
+  EXPECT_DOUBLE_EQ(s.recipe.box_y_nm, 11);
+  ASSERT_EQ(s.recipe.lower.lipids.size(), 2u);
+  EXPECT_EQ(s.recipe.lower.lipids[0].lipid, "DPS"); // the file's order is kept
+  EXPECT_DOUBLE_EQ(s.recipe.upper.lipids[1].amount, 0.25);
+  EXPECT_EQ(s.recipe.asymmetry, -4);
+  EXPECT_EQ(c.gmx, "/opt/gmx/bin/gmx");
+  EXPECT_EQ(c.gmx_threads, 4u);
+  EXPECT_EQ(c.max_builds, 3u);
+  EXPECT_EQ(c.stage_timeout.count(), 120);
+}
+
+TEST(config, system_problems_are_all_reported) {
+  auto p = problems_of("system:\n"
+                       "  files: [no_such_forcefield.itp]\n"
+                       "  protein: {molecule: DPR}\n"
+                       "  membrane:\n"
+                       "    box_nm: [10, 10]\n"
+                       "    upper: {DPC: lots}\n"
+                       "    thickness: 4\n");
+  ASSERT_EQ(p.size(), 6u) << ::testing::PrintToString(p);
+  auto has = [&p](const std::string& part) {
+    for (const auto& s : p)
+      if (s.find(part) != std::string::npos)
+        return true;
+    return false;
+  };
+  EXPECT_TRUE(has("c.yaml:2:11: system.files[0]: no such file: no_such_forcefield.itp"));
+  EXPECT_TRUE(has("system.protein: needs molecule and structure"));
+  EXPECT_TRUE(has("system.membrane.box_nm: must be [x, y, z] in nm"));
+  EXPECT_TRUE(has("system.membrane.upper.DPC: must be a number"));
+  EXPECT_TRUE(has("system.membrane.thickness: unknown key"));
+  EXPECT_TRUE(has("system.membrane: needs the lipids of both leaflets"));
+}
