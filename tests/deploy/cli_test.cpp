@@ -123,3 +123,65 @@ TEST(cli, node_agent_stops_when_the_head_is_gone_past_the_grace_period) {
   EXPECT_TRUE(WIFEXITED(*status)) << cpl::describe_wait_status(*status);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
 }
+
+namespace {
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// A campaign file for a small demo system (6 x 6 nm: quick to build and equilibrate).
+std::filesystem::path small_demo_config(const std::filesystem::path& dir,
+                                        const std::string& upper) {
+  const std::string demo = MUMMI_DATA_DIR "/demo/";
+  auto cfg = dir / "campaign.yaml";
+  std::ofstream(cfg) << "system:\n"
+                     << "  files: [" << demo << "forcefield.itp, " << demo << "solvent.itp, "
+                     << demo << "lipids.itp, " << demo << "protein.itp]\n"
+                     << "  protein: {molecule: DPR, structure: " << demo << "protein.gro}\n"
+                     << "  membrane:\n    box_nm: [6, 6, 12]\n    upper: " << upper
+                     << "\n    lower: {DPC: 0.7, DPS: 0.3}\n"
+                     << "gromacs: {threads: 2}\n";
+  return cfg;
+}
+
+} // namespace
+
+TEST(cli, createsims_builds_equilibrates_and_prepares_production) {
+  auto dir = temp_dir();
+  auto cfg = small_demo_config(dir, "{DPC: 0.8, DST: 0.2}");
+  auto r = run_mummi({"createsims", cfg.string(), "--out", (dir / "sim").string(), "--seed", "4"},
+                     300s);
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("solvent in the core: 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("production input: " + (dir / "sim" / "production.tpr").string()),
+            std::string::npos)
+    << r.out;
+  EXPECT_TRUE(std::filesystem::exists(dir / "sim" / "production.tpr"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(cli, createsims_reports_a_bad_recipe_and_a_bad_config) {
+  auto dir = temp_dir();
+  auto cfg = small_demo_config(dir, "{DPC: 0.5, POPX: 0.4}");
+  auto err = dir / "stderr.txt";
+  auto run = [&err](std::vector<std::string> args) {
+    args.insert(args.begin(), MUMMI_PATH);
+    cpl::spawn_options o;
+    o.stderr_file = err;
+    cpl::child_process p(std::move(args), {}, o);
+    auto st = p.wait_for(60s);
+    return st && WIFEXITED(*st) ? WEXITSTATUS(*st) : -1;
+  };
+  EXPECT_EQ(run({"createsims", cfg.string(), "--out", (dir / "sim").string()}), 1);
+  auto text = read_file(err);
+  EXPECT_NE(text.find("upper leaflet: fractions sum to 0.9, not 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("upper leaflet: unknown lipid 'POPX'"), std::string::npos) << text;
+
+  std::ofstream(cfg, std::ios::app) << "createsims: {max_builds: 0}\n";
+  EXPECT_EQ(run({"createsims", cfg.string(), "--out", (dir / "sim").string()}), 2);
+  text = read_file(err);
+  EXPECT_NE(text.find("createsims.max_builds: must be at least 1"), std::string::npos) << text;
+  std::filesystem::remove_all(dir);
+}
