@@ -4,8 +4,9 @@
 /// "xtc3" integer compression, a streaming reader that tails a file mdrun is still writing,
 /// and a whole-file reader that decodes frames on all cores.
 ///
-/// Positions are returned exactly as GROMACS' own readers return them: the stored integer
-/// times the single-precision reciprocal of the precision, in nm.
+/// Positions are the stored integer times the single-precision reciprocal of the precision, in
+/// nm: bit for bit what MDAnalysis' XTC reader returns (tests/md_bridge/xtc_mdrun_test.cpp).
+/// Only the GROMACS 1995 frame format is read (what GROMACS 2022 writes).
 
 #include "mummi/md_bridge/structure.hpp"
 
