@@ -1,8 +1,10 @@
 // XTC decoding throughput of mummi::md: whole frames with read_xtc (one thread or several, a
 // fresh buffer per frame since it returns them all), frames one at a time with
 // xtc_stream_reader (reusing one buffer, as an in-situ analysis does), whole or the leading
-// atoms only (the protein). Every position is touched (summed). bench/xtc_bench.py builds the
-// trajectory and runs MDAnalysis side by side.
+// atoms only (the protein). Every position is touched (summed; the sum is printed in full so
+// that bench/xtc_bench.py can check it against MDAnalysis' on the same file). bench/xtc_bench.py
+// makes the trajectory (a GROMACS run of a system built by mummi createsims) and runs
+// MDAnalysis side by side.
 //
 //   xtc_bench --file traj.xtc [--mode whole|stream] [--threads N] [--leading N] [--repeat R]
 //
@@ -79,7 +81,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("{\"mode\": \"%s\", \"threads\": %u, \"leading\": %zu, \"frames\": %zu, "
-              "\"seconds\": %.6f, \"frames_per_s\": %.2f, \"checksum\": %.6e}\n",
+              "\"seconds\": %.6f, \"frames_per_s\": %.2f, \"checksum\": %.17g}\n",
               mode.c_str(), threads, leading, frames, best, static_cast<double>(frames) / best,
               checksum);
   return 0;
