@@ -246,9 +246,16 @@ std::string format_gro(const structure& s) {
     = b[0][1] == 0 && b[0][2] == 0 && b[1][0] == 0 && b[1][2] == 0 && b[2][0] == 0 && b[2][1] == 0;
   const float values[9]
     = {b[0][0], b[1][1], b[2][2], b[0][1], b[0][2], b[1][0], b[1][2], b[2][0], b[2][1]};
-  for (std::size_t k = 0; k < (rectangular ? 3U : 9U); ++k)
-    if (!append_fixed(out, values[k], 10, 5))
-      throw md_error("box value " + std::to_string(values[k]) + " nm does not fit %10.5f");
+  // The box line is read by splitting at blanks: a value filling its 10 columns gets a blank
+  // before it.
+  for (std::size_t k = 0; k < (rectangular ? 3U : 9U); ++k) {
+    std::string field;
+    if (!append_fixed(field, values[k], 16, 5))
+      throw md_error("box value " + std::to_string(values[k]) + " nm cannot be written");
+    const auto digits = field.substr(field.find_first_not_of(' '));
+    out.append(digits.size() < 10 ? 10 - digits.size() : 1, ' ');
+    out += digits;
+  }
   out += '\n';
   return out;
 }

@@ -6,6 +6,9 @@
 
 #include "mummi/md_bridge/errors.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -39,8 +42,9 @@ inline std::string read_text_file(const std::filesystem::path& path) {
 /// Writes `text` to `path` through a temporary file in the same directory renamed into place,
 /// so a reader never sees a half-written file. Throws io_error naming the file on failure.
 inline void write_text_file(const std::filesystem::path& path, std::string_view text) {
+  static std::atomic<unsigned> counter{0};
   auto tmp = path;
-  tmp += ".tmp";
+  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr)
     throw io_error(path, 0, std::string("cannot open for writing: ") + std::strerror(errno));

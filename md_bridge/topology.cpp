@@ -233,13 +233,14 @@ split_line split_comment(std::string_view line) {
 class topology_reader {
 public:
   topology_reader(topology& top, const topology_options& options) : top_(top), options_(options) {
-    for (const auto& d : options.defines) {
-      auto name = trim(std::string_view(d).substr(0, d.find('=')));
-      if (name.rfind("-D", 0) == 0)
-        name.remove_prefix(2);
-      if (!name.empty())
-        top_.defines.insert(std::string(name));
-    }
+    for (const auto& d : options.defines)
+      for (auto name : split_fields(d)) {
+        if (name.rfind("-D", 0) == 0)
+          name.remove_prefix(2);
+        name = name.substr(0, name.find('='));
+        if (!name.empty())
+          top_.defines.insert(std::string(name));
+      }
   }
 
   void read_text(std::string_view text, const fs::path& file, std::size_t depth);
@@ -249,6 +250,7 @@ public:
     include_stack_.push_back(ec ? file : canonical);
     read_text(text, file, 0);
     include_stack_.pop_back();
+    check_molecule_named();
   }
 
 private:
@@ -290,7 +292,7 @@ private:
   }
   void flush_held() {
     for (auto& h : held_)
-      top_.preamble.push_back({std::move(h), current_condition(), {}});
+      top_.preamble.push_back(std::move(h));
     held_.clear();
   }
 
@@ -300,11 +302,32 @@ private:
     if (w.depth != 0 || kind == section_kind::system || kind == section_kind::molecules)
       return;
     if (own_molecule_context(w))
-      held_.emplace_back(line);
+      held_.push_back({std::string(line), current_condition(), {}});
     else
       raw_line(std::string(line), w);
   }
 
+  /// Keeps a directive that is not executed here (#define, #undef, an #include whose condition
+  /// fails): with the molecule type it sits in when that was defined in this file, else as a
+  /// raw line of the top file.
+  void directive_line(std::string text, const where& w) {
+    if (context().kind == section_kind::moleculetype && !molecule_) {
+      pending_directives_.push_back({std::move(text), current_condition()});
+    } else if (own_molecule_context(w) && molecule_) {
+      if (w.depth == 0)
+        held_.clear();
+      open_molecule()->extra_lines.push_back({std::move(text), current_condition()});
+    } else {
+      raw_line(std::move(text), w);
+    }
+  }
+
+  /// Throws when a [ moleculetype ] section ended without its name line.
+  void check_molecule_named() {
+    if (unnamed_molecule_)
+      throw io_error(unnamed_molecule_->first, unnamed_molecule_->second,
+                     "[ moleculetype ] without its line 'name nrexcl'");
+  }
   void directive(std::string_view line, const where& w, std::size_t file_base);
   void include(std::string_view line, std::string_view argument, const where& w);
   void header(std::string_view line, const where& w);
@@ -324,8 +347,10 @@ private:
   bool intermolecular_ = false;
   bool after_system_ = false;
   std::optional<std::size_t> molecule_;
-  std::vector<std::string> held_;   ///< comments inside a molecule type of the top file
-  std::vector<atom_tally> tallies_; ///< per molecule type
+  std::vector<topology_entry> held_; ///< comments inside a molecule type of the top file
+  std::vector<atom_tally> tallies_;  ///< per molecule type
+  std::vector<topology_line> pending_directives_; ///< between [ moleculetype ] and its name
+  std::optional<std::pair<fs::path, std::size_t>> unnamed_molecule_; ///< header awaiting a name
   std::unordered_map<std::string, std::pair<fs::path, std::size_t>> defined_at_;
   std::size_t content_added_ = 0; ///< atoms and interactions appended so far
   std::size_t effects_ = 0;       ///< #define/#undef executed so far
@@ -351,10 +376,11 @@ void topology_reader::read_text(std::string_view text, const fs::path& file, std
       const auto body = trim(line);
       joined = std::string(body.substr(0, body.size() - 1)) + " ";
       const auto more = lines.next();
+      if (more)
+        joined += *more;
+      line = joined;
       if (!more)
         break;
-      joined += *more;
-      line = joined;
     }
     const where w{file, line_number, depth};
     const auto t = trim(line);
@@ -446,14 +472,7 @@ void topology_reader::directive(std::string_view t, const where& w, std::size_t 
       else
         top_.defines.erase(std::string(fields[0]));
     }
-    if (w.depth == 0) {
-      if (own_molecule_context(w) && molecule_) {
-        held_.clear();
-        open_molecule()->extra_lines.push_back({std::string(t), current_condition()});
-      } else {
-        raw_line(std::string(t), w);
-      }
-    }
+    directive_line(std::string(t), w);
   } else if (word == "include") {
     include(t, argument, w);
   } else {
@@ -476,14 +495,7 @@ void topology_reader::include(std::string_view line, std::string_view argument, 
   const bool in_own_molecule = own_molecule_context(w) && molecule_.has_value();
   if (!active()) {
     // Not read, as grompp would not read it; kept so the text can be written back.
-    if (w.depth == 0) {
-      if (in_own_molecule) {
-        held_.clear();
-        open_molecule()->extra_lines.push_back({std::string(line), current_condition()});
-      } else {
-        raw_line(std::string(line), w);
-      }
-    }
+    directive_line(std::string(line), w);
     return;
   }
 
@@ -599,12 +611,14 @@ void topology_reader::header(std::string_view line, const where& w) {
     return;
   }
 
+  check_molecule_named();
   switch (kind) {
     case section_kind::moleculetype:
       if (w.depth == 0)
         flush_held();
       molecule_.reset();
       section_ = *state;
+      unnamed_molecule_ = std::make_pair(w.file, w.line);
       return;
     case section_kind::atoms:
     case section_kind::interactions:
@@ -658,10 +672,10 @@ void topology_reader::data_line(std::string_view line, const where& w) {
       raw_line(std::string(line), w);
       return;
     case section_kind::moleculetype:
-      if (!is_active) {
-        raw_line(std::string(line), w);
-        return;
-      }
+      if (!is_active)
+        throw io_error(w.file, w.line,
+                       "a [ moleculetype ] name line under a failing #ifdef/#ifndef is not "
+                       "supported; put the whole molecule type inside the condition");
       if (molecule_)
         throw io_error(w.file, w.line,
                        "[ moleculetype ] holds one line (name nrexcl); found a second: "
@@ -719,10 +733,13 @@ void topology_reader::define_molecule(const split_line& s, const where& w) {
   m.name = name;
   m.nrexcl = *nrexcl;
   m.source = w.file;
+  m.extra_lines = std::move(pending_directives_);
+  pending_directives_.clear();
   m.annotations = std::move(*pending_annotations_);
   pending_annotations_->clear();
   top_.molecule_types.push_back(std::move(m));
   tallies_.emplace_back();
+  unnamed_molecule_.reset();
   molecule_ = top_.molecule_types.size() - 1;
   last_molecule_of_file_ = molecule_;
   if (w.depth == 0) {
@@ -945,12 +962,35 @@ void append_padded(std::string& out, std::string_view s, std::size_t width, bool
     out.append(width - s.size(), ' ');
 }
 
-void check_token(const std::string& s, const std::string& what, const std::string& molecule) {
-  if (s.empty() || std::any_of(s.begin(), s.end(), [](char c) {
-        return detail::is_space(c) || c == '\n' || c == ';' || c == '[' || c == ']';
-      }))
+/// A field written into a line: one word without ';' (a comment would start); a word that
+/// starts a line must not start with '[' or '#'.
+void check_token(const std::string& s, const std::string& what, const std::string& molecule,
+                 bool starts_line = false) {
+  const bool bad = s.empty()
+    || std::any_of(s.begin(), s.end(),
+                   [](char c) {
+                     return detail::is_space(c) || c == '\n' || c == ';';
+                   })
+    || (starts_line && (s.front() == '[' || s.front() == '#'));
+  if (bad)
     throw md_error("molecule type " + in_quotes(molecule) + ": " + what + " " + in_quotes(s)
-                   + " must be one word without ';', '[' or ']'");
+                   + " must be one word without ';'"
+                   + (starts_line ? ", not starting with '[' or '#'" : ""));
+}
+
+/// A line must not end in '\\': the reader would join the next line to it.
+void check_line_end(const std::string& out, const std::string& molecule) {
+  if (!out.empty() && out.back() == '\\')
+    throw md_error("molecule type " + in_quotes(molecule)
+                   + ": a line would end in '\\' and continue on the next: "
+                   + out.substr(out.rfind('\n') + 1));
+}
+
+/// A comment written at the end of a line.
+void check_comment(const std::string& s, const std::string& molecule) {
+  if (s.find_first_of("\r\n") != std::string::npos || (!s.empty() && s.back() == '\\'))
+    throw md_error("molecule type " + in_quotes(molecule) + ": comment " + in_quotes(s)
+                   + " must be one line not ending in '\\'");
 }
 
 void write_atom(std::string& out, const topology_atom& a, const std::string& molecule) {
@@ -986,8 +1026,10 @@ void write_atom(std::string& out, const topology_atom& a, const std::string& mol
     check_token(b, "B-state field", molecule);
     out += ' ' + b;
   }
+  check_comment(a.comment, molecule);
   if (!a.comment.empty())
     out += " ; " + a.comment;
+  check_line_end(out, molecule);
   out += '\n';
 }
 
@@ -1015,8 +1057,10 @@ void write_interaction(std::string& out, const interaction& x, const std::string
     out += ' ';
     append_padded(out, p, 10, false);
   }
+  check_comment(x.comment, molecule);
   if (!x.comment.empty())
     out += " ; " + x.comment;
+  check_line_end(out, molecule);
   out += '\n';
 }
 
@@ -1034,7 +1078,7 @@ void write_section(std::string& out, condition_writer& cw, const std::vector<int
 
 /// Writes a molecule type; `cw` stands at the condition the molecule type sits under.
 void write_molecule(std::string& out, condition_writer& cw, const molecule_type& m) {
-  check_token(m.name, "molecule type name", m.name);
+  check_token(m.name, "molecule type name", m.name, true);
   for (const auto& a : m.annotations) {
     if (a.rfind(";@", 0) != 0 || a.find('\n') != std::string::npos)
       throw md_error("molecule type " + in_quotes(m.name) + ": annotation " + in_quotes(a)
@@ -1228,10 +1272,10 @@ std::string format_top(const topology& t) {
     if (t.system_name.find('\n') != std::string::npos)
       throw md_error("system name holds a line break");
     out += "[ system ]\n";
-    out += t.system_name.empty() ? std::string("system") : t.system_name;
+    out += t.system_name;
     out += "\n\n[ molecules ]\n; name  count\n";
     for (const auto& c : t.molecules) {
-      check_token(c.name, "molecule name in [ molecules ]", c.name);
+      check_token(c.name, "molecule name in [ molecules ]", c.name, true);
       cw.to(c.cond);
       append_padded(out, c.name, 16, true);
       out += ' ';

@@ -29,6 +29,15 @@ void expect_io_error(const std::function<void()>& f, const std::string& file, st
   }
 }
 
+void expect_mdp_error(const std::string& text, const std::string& name, std::size_t line,
+                      const std::string& words = {}) {
+  expect_io_error(
+    [&] {
+      (void)parse_mdp(text, name);
+    },
+    name, line, words);
+}
+
 const std::string production = "; Martini production run\n"
                                "\n"
                                "integrator               = md\n"
@@ -100,26 +109,11 @@ TEST(mdp, round_trip_keeps_order_and_comments) {
 }
 
 TEST(mdp, errors_name_file_and_line) {
-  expect_io_error(
-    [] {
-      parse_mdp("integrator = md\n; fine\nnsteps 100\n", "a.mdp");
-    },
-    "a.mdp", 3, "no '='");
-  expect_io_error(
-    [] {
-      parse_mdp("integrator = md\n\n = 5\n", "b.mdp");
-    },
-    "b.mdp", 3, "empty key");
-  expect_io_error(
-    [] {
-      parse_mdp("nstxout-compressed = 10\ndt = 1\nnstxout_compressed = 5\n", "c.mdp");
-    },
-    "c.mdp", 3, "line 1");
-  expect_io_error(
-    [] {
-      parse_mdp("ref t = 300\n", "d.mdp");
-    },
-    "d.mdp", 1);
+  expect_mdp_error("integrator = md\n; fine\nnsteps 100\n", "a.mdp", 3, "no '='");
+  expect_mdp_error("integrator = md\n\n = 5\n", "b.mdp", 3, "empty key");
+  expect_mdp_error("nstxout-compressed = 10\ndt = 1\nnstxout_compressed = 5\n", "c.mdp", 3,
+                   "line 1");
+  expect_mdp_error("ref t = 300\n", "d.mdp", 1);
   expect_io_error(
     [] {
       read_mdp("/nonexistent/x.mdp");

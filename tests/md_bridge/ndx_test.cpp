@@ -31,6 +31,15 @@ void expect_io_error(const std::function<void()>& f, const std::string& file, st
   }
 }
 
+void expect_ndx_error(const std::string& text, const std::string& name, std::size_t line,
+                      const std::string& words = {}) {
+  expect_io_error(
+    [&] {
+      (void)parse_ndx(text, name);
+    },
+    name, line, words);
+}
+
 } // namespace
 
 TEST(ndx, writes_fifteen_numbers_per_line_and_reads_back) {
@@ -83,31 +92,11 @@ TEST(ndx, reads_gromacs_layout) {
 }
 
 TEST(ndx, errors_name_file_and_line) {
-  expect_io_error(
-    [] {
-      parse_ndx("[ A ]\n1 2\n3 x4\n", "a.ndx");
-    },
-    "a.ndx", 3, "x4");
-  expect_io_error(
-    [] {
-      parse_ndx("\n1 2\n[ A ]\n", "b.ndx");
-    },
-    "b.ndx", 2, "before any");
-  expect_io_error(
-    [] {
-      parse_ndx("[ A ]\n1 0\n", "c.ndx");
-    },
-    "c.ndx", 2, "below 1");
-  expect_io_error(
-    [] {
-      parse_ndx("[ A ]\n1\n[ B\n", "d.ndx");
-    },
-    "d.ndx", 3, "']'");
-  expect_io_error(
-    [] {
-      parse_ndx("[  ]\n", "e.ndx");
-    },
-    "e.ndx", 1, "empty group name");
+  expect_ndx_error("[ A ]\n1 2\n3 x4\n", "a.ndx", 3, "x4");
+  expect_ndx_error("\n1 2\n[ A ]\n", "b.ndx", 2, "before any");
+  expect_ndx_error("[ A ]\n1 0\n", "c.ndx", 2, "below 1");
+  expect_ndx_error("[ A ]\n1\n[ B\n", "d.ndx", 3, "']'");
+  expect_ndx_error("[  ]\n", "e.ndx", 1, "empty group name");
   expect_io_error(
     [] {
       read_ndx("/nonexistent/i.ndx");

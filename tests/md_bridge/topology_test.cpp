@@ -56,6 +56,15 @@ void expect_io_error(const std::function<void()>& f, const std::string& file, st
   }
 }
 
+void expect_topology_error(const std::string& text, const std::string& name, std::size_t line,
+                           const std::string& words = {}) {
+  expect_io_error(
+    [&] {
+      (void)parse_topology(text, name);
+    },
+    name, line, words);
+}
+
 const fs::path data_dir = fs::path(MD_TEST_DATA) / "files";
 
 /// A small self-made force field and molecules, laid out like a GROMACS force-field folder.
@@ -228,8 +237,10 @@ TEST(topology, defines_select_includes_and_counted_lines) {
   temp_dir dir;
   write_toy_files(dir);
   topology_options options;
-  options.defines = {"POSRES", "-DWITH_IONS", "FLEXIBLE=1"};
+  options.defines = {"POSRES", "-DWITH_IONS -DFLEXIBLE=1"};
   const auto top = read_topology(dir.path() / "topol.top", options);
+  EXPECT_TRUE(top.defines.count("FLEXIBLE"));
+  EXPECT_TRUE(top.defines.count("WITH_IONS"));
   const auto* chain = find_molecule_type(top, "CHAIN");
   ASSERT_NE(chain, nullptr);
   // The include was read and merged, its lines under the POSRES condition.
@@ -397,106 +408,33 @@ TEST(topology, topology_built_in_code) {
 
 TEST(topology, errors_name_file_and_line) {
   const std::string head = "[ moleculetype ]\nM 1\n[ atoms ]\n1 B 1 R A 1 0.0\n2 B 1 R B 1 0.0\n";
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ bondz ]\n", "a.itp");
-    },
-    "a.itp", 6, "unknown section");
-  expect_io_error(
-    [&] {
-      parse_topology("[ moleculetype ]\nM\n", "b.itp");
-    },
-    "b.itp", 2, "2 fields");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "3 B 1 R\n", "c.itp");
-    },
-    "c.itp", 6, "fields");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ bonds ]\n1\n", "d.itp");
-    },
-    "d.itp", 7, "fields");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ bonds ]\n1 2 1 0.4 100\n1 3 1 0.4 100\n", "e.itp");
-    },
-    "e.itp", 8, "out of range");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ exclusions ]\n1 0\n", "e2.itp");
-    },
-    "e2.itp", 7, "out of range");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "3 B 1 R C 1 abc\n", "f.itp");
-    },
-    "f.itp", 6, "charge");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ bonds ]\nx 2 1\n", "g.itp");
-    },
-    "g.itp", 7, "not an integer");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "4 B 1 R C 1 0.0\n", "h.itp");
-    },
-    "h.itp", 6, "out of sequence");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "\n#ifdef POSRES\n[ bonds ]\n1 2 1\n", "i.itp");
-    },
-    "i.itp", 7, "unterminated #ifdef POSRES");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "#else\n", "j.itp");
-    },
-    "j.itp", 6, "#else without");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "#ifdef A\n#endif\n#endif\n", "k.itp");
-    },
-    "k.itp", 8, "#endif without");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "#ifdef A\n#else\n#else\n#endif\n", "k2.itp");
-    },
-    "k2.itp", 8, "second #else");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "#if A\n", "l.itp");
-    },
-    "l.itp", 6, "unsupported preprocessor directive");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ system ]\nS\n[ molecules ]\nX 3\nM 1\n", "m.top");
-    },
-    "m.top", 9, "before any [ moleculetype ]");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ molecules ]\nM 1 2\n", "m2.top");
-    },
-    "m2.top", 7, "2 fields");
-  expect_io_error(
-    [&] {
-      parse_topology(head + "[ molecules ]\nM -1\n", "m3.top");
-    },
-    "m3.top", 7, "count");
-  expect_io_error(
-    [&] {
-      parse_topology(head + head, "n.itp");
-    },
-    "n.itp", 7, "already defined");
-  expect_io_error(
-    [&] {
-      parse_topology("[ bonds ]\n1 2 1\n", "o.itp");
-    },
-    "o.itp", 1, "outside a molecule type");
-  expect_io_error(
-    [&] {
-      parse_topology("[ atoms\n", "q.itp");
-    },
-    "q.itp", 1, "']'");
+  expect_topology_error(head + "[ bondz ]\n", "a.itp", 6, "unknown section");
+  expect_topology_error("[ moleculetype ]\nM\n", "b.itp", 2, "2 fields");
+  expect_topology_error(head + "3 B 1 R\n", "c.itp", 6, "fields");
+  expect_topology_error(head + "[ bonds ]\n1\n", "d.itp", 7, "fields");
+  expect_topology_error(head + "[ bonds ]\n1 2 1 0.4 100\n1 3 1 0.4 100\n", "e.itp", 8,
+                        "out of range");
+  expect_topology_error(head + "[ exclusions ]\n1 0\n", "e2.itp", 7, "out of range");
+  expect_topology_error(head + "3 B 1 R C 1 abc\n", "f.itp", 6, "charge");
+  expect_topology_error(head + "[ bonds ]\nx 2 1\n", "g.itp", 7, "not an integer");
+  expect_topology_error(head + "4 B 1 R C 1 0.0\n", "h.itp", 6, "out of sequence");
+  expect_topology_error(head + "\n#ifdef POSRES\n[ bonds ]\n1 2 1\n", "i.itp", 7,
+                        "unterminated #ifdef POSRES");
+  expect_topology_error(head + "#else\n", "j.itp", 6, "#else without");
+  expect_topology_error(head + "#ifdef A\n#endif\n#endif\n", "k.itp", 8, "#endif without");
+  expect_topology_error(head + "#ifdef A\n#else\n#else\n#endif\n", "k2.itp", 8, "second #else");
+  expect_topology_error(head + "#if A\n", "l.itp", 6, "unsupported preprocessor directive");
+  expect_topology_error(head + "[ system ]\nS\n[ molecules ]\nX 3\nM 1\n", "m.top", 9,
+                        "before any [ moleculetype ]");
+  expect_topology_error(head + "[ molecules ]\nM 1 2\n", "m2.top", 7, "2 fields");
+  expect_topology_error(head + "[ molecules ]\nM -1\n", "m3.top", 7, "count");
+  expect_topology_error(head + head, "n.itp", 7, "already defined");
+  expect_topology_error("[ bonds ]\n1 2 1\n", "o.itp", 1, "outside a molecule type");
+  expect_topology_error("[ atoms\n", "q.itp", 1, "']'");
+  expect_topology_error(head + "[ moleculetype ]\n; no name\n[ atoms ]\n", "s.itp", 6,
+                        "without its line");
+  expect_topology_error(head + "\n[ moleculetype ]\n", "t.itp", 7, "without its line");
+  expect_topology_error("[ moleculetype ]\n#ifdef X\nM 1\n#endif\n", "u.itp", 3, "not supported");
   expect_io_error(
     [&] {
       parse_itp(head + head.substr(0, 17) + "N 1\n", "r.itp");
@@ -626,4 +564,18 @@ TEST(topology, alternative_atom_blocks_each_number_from_one) {
                      "x.top");
     },
     "x.top", 30, "out of range");
+}
+
+TEST(topology, directives_inside_a_molecule_type_stay_with_it) {
+  const std::string text = "[ moleculetype ]\n#define BOND_K 1250\nM 1\n[ atoms ]\n"
+                           "1 B 1 R A 1 0.0\n2 B 1 R B 1 0.0\n[ bonds ]\n1 2 1 0.47 BOND_K\n"
+                           "#ifdef NEVER\n#include \"absent.itp\"\n#endif\n";
+  const auto m = parse_itp(text, "m.itp");
+  ASSERT_EQ(m.extra_lines.size(), 2u);
+  EXPECT_EQ(m.extra_lines[0].text, "#define BOND_K 1250");
+  EXPECT_EQ(m.extra_lines[1].text, "#include \"absent.itp\"");
+  EXPECT_EQ(m.extra_lines[1].cond, (condition{{"NEVER", true}}));
+  const auto written = format_itp(m);
+  EXPECT_LT(written.find("#define BOND_K"), written.find("BOND_K\n"));
+  EXPECT_EQ(parse_itp(written, "m.itp"), m);
 }

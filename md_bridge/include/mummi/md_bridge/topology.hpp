@@ -153,15 +153,20 @@ struct topology_options {
   std::vector<std::filesystem::path> include_dirs;
   /// The GROMACS share directory, searched last.
   std::filesystem::path share_dir = "/usr/share/gromacs/top";
-  /// Macros defined before reading, as `NAME` or `NAME=VALUE` (like grompp's -DNAME).
+  /// Macros defined before reading: each string holds names as `NAME`, `NAME=VALUE`,
+  /// `-DNAME` or several of them separated by blanks (an mdp `define` value works).
   std::vector<std::string> defines;
 };
 
-/// Reads a `.top` or `.itp` file, resolving every `#include` whose condition holds. Throws
-/// io_error naming the file and line for: an unknown section, a wrong number of fields, a
-/// non-numeric field, an atom index out of range, an unterminated `#ifdef`, an `#else` or
-/// `#endif` without `#ifdef`, a missing include file (naming the including file), an include
-/// cycle, a molecule in [ molecules ] before its definition, a redefined molecule type.
+/// Reads a `.top` or `.itp` file, resolving every `#include` whose condition holds (others are
+/// kept as lines). Alternative [ atoms ] blocks (`#ifndef HEAVY_H` ... `#else` ... `#endif`)
+/// each number their atoms from where the atoms that can coexist with them end. Text before
+/// the first section is kept, as grompp ignores it. Throws io_error naming the file and line
+/// for: an unknown section, a wrong number of fields, a non-numeric field, an atom index out
+/// of range, atoms out of sequence, an unterminated `#ifdef`, an `#else` or `#endif` without
+/// `#ifdef`, an unsupported directive (`#if`), a missing include file (naming the including
+/// file), an include cycle, a molecule in [ molecules ] before its definition, a redefined
+/// molecule type, a [ moleculetype ] without its name line.
 topology read_topology(const std::filesystem::path& path, const topology_options& options = {});
 
 /// As `read_topology` for text; `name` stands for the file in messages and is the base of
