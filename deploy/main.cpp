@@ -241,8 +241,8 @@ int main(int argc, char** argv) {
     ->required()
     ->check(CLI::ExistingFile);
 
-  auto* validate = app.add_subcommand("validate", "Check a campaign configuration");
-  validate->add_option("config", config_file, "Campaign configuration (YAML)")->required();
+  auto* check = app.add_subcommand("check", "Check a campaign configuration");
+  check->add_option("config", config_file, "Campaign configuration (YAML)")->required();
 
   createsims_options cs;
   auto* createsims = app.add_subcommand(
@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
   try {
     if (run->parsed())
       return run_campaign(config_file);
-    if (validate->parsed()) {
+    if (check->parsed()) {
       auto cfg = mummi::deploy::load_campaign_config(config_file);
       std::printf("%s: valid (campaign '%s', %u local node agents)\n", config_file.c_str(),
                   cfg.name.c_str(), cfg.local_nodes);

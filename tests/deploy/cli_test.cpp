@@ -53,7 +53,7 @@ TEST(cli, version_and_help) {
   EXPECT_NE(v.out.find("mummi "), std::string::npos) << v.out;
   auto h = run_mummi({"--help"});
   EXPECT_EQ(h.status, 0);
-  for (const char* sub : {"run", "node", "validate"})
+  for (const char* sub : {"run", "node", "check", "createsims"})
     EXPECT_NE(h.out.find(sub), std::string::npos) << h.out;
 }
 
@@ -79,13 +79,13 @@ TEST(cli, node_with_a_malformed_head_endpoint_fails_at_once) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
 }
 
-TEST(cli, validate_reports_every_problem_and_fails) {
+TEST(cli, check_reports_every_problem_and_fails) {
   auto dir = temp_dir();
   std::ofstream(dir / "bad.yaml") << "head: {heartbeat_ms: -1, grace_s: x}\nnodes: {count: 2}\n";
-  auto bad = run_mummi({"validate", (dir / "bad.yaml").string()});
+  auto bad = run_mummi({"check", (dir / "bad.yaml").string()});
   EXPECT_EQ(bad.status, 2);
   std::ofstream(dir / "good.yaml") << "nodes: {local: 1}\n";
-  auto good = run_mummi({"validate", (dir / "good.yaml").string()});
+  auto good = run_mummi({"check", (dir / "good.yaml").string()});
   EXPECT_EQ(good.status, 0);
   EXPECT_NE(good.out.find("valid"), std::string::npos);
 }
