@@ -413,9 +413,28 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
   gmx_runner runner(gmx);
   built_membrane built;
   std::vector<std::string> failures;
-  fs::path current;
+  fs::path current, checkpoint;
+  // One attempt: build, minimise, equilibrate, check. A physical failure (GROMACS errors other
+  // than timeout, cancellation or a missing program; a minimisation that ends too high; an
+  // equilibrated system failing its checks) starts the next build with a new seed.
+  auto run_stage = [&](const md_stage& stage, const fs::path& start_from) {
+    const auto t0 = std::chrono::steady_clock::now();
+    write_stage_mdp(protocol.common, stage, result.seed, dir / (stage.name + ".mdp"));
+    runner.grompp(stage_input(dir, stage, start_from, checkpoint), cancel);
+    runner.mdrun(dir / (stage.name + ".tpr"), dir, stage_options(mdrun, stage.name, protocol),
+                 cancel);
+    result.stages.push_back(
+      {stage.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+       result.builds});
+    current = dir / (stage.name + ".gro");
+    checkpoint = dir / (stage.name + ".cpt");
+  };
   for (int attempt = 1;; ++attempt) {
     recipe.seed = seed + static_cast<std::uint64_t>(attempt - 1) * 7919;
+    result.builds = static_cast<std::size_t>(attempt);
+    result.seed = recipe.seed;
+    result.stages.clear();
+    checkpoint.clear();
     built = build_membrane(recipe, templates);
     write_gro(built.coordinates, gro);
     topology t = includes_only;
@@ -430,59 +449,41 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
     index.add_group("Rest", std::move(rest));
     index.add_group("Solvent", std::move(solvent));
     write_ndx(index, ndx);
-    result.builds = static_cast<std::size_t>(attempt);
-    result.seed = recipe.seed;
 
-    const auto start = std::chrono::steady_clock::now();
-    const auto& em = protocol.minimisation;
-    write_stage_mdp(protocol.common, em, recipe.seed, dir / (em.name + ".mdp"));
+    std::string failure;
     try {
-      runner.grompp(stage_input(dir, em, gro, {}), cancel);
-      runner.mdrun(dir / (em.name + ".tpr"), dir, stage_options(mdrun, em.name, protocol), cancel);
-      result.minimisation = read_em_result(dir / (em.name + ".log"));
+      run_stage(protocol.minimisation, gro);
+      result.minimisation = read_em_result(dir / (protocol.minimisation.name + ".log"));
       const auto& r = result.minimisation;
       if (!std::isfinite(r.epot_kj_mol) || !std::isfinite(r.fmax_kj_mol_nm) ||
           r.fmax_kj_mol_nm > protocol.max_fmax_kj_mol_nm)
-        throw gmx_error(gmx_error::kind::non_finite_energy,
-                        "minimisation ended with Epot " + std::to_string(r.epot_kj_mol) +
-                          " kJ/mol, Fmax " + std::to_string(r.fmax_kj_mol_nm) + " kJ/mol/nm");
+        failure = "minimisation ended with Epot " + std::to_string(r.epot_kj_mol) +
+                  " kJ/mol, Fmax " + std::to_string(r.fmax_kj_mol_nm) + " kJ/mol/nm";
+      checkpoint.clear(); // a minimisation's state carries no velocities
+      for (std::size_t i = 0; failure.empty() && i < protocol.equilibration.size(); ++i)
+        run_stage(protocol.equilibration[i], current);
+      if (failure.empty()) {
+        result.checks = check_system(current, top, built.upper, built.lower, spec.recipe,
+                                     protocol.core_half_thickness_nm);
+        if (!result.checks.problems.empty())
+          failure = current.filename().string() + " fails its checks:" +
+                    join_problems(result.checks.problems);
+      }
     } catch (const gmx_error& e) {
       if (e.what_kind() == gmx_error::kind::timeout || e.what_kind() == gmx_error::kind::cancelled ||
           e.what_kind() == gmx_error::kind::not_found)
         throw;
-      failures.push_back("build " + std::to_string(attempt) + " (seed " +
-                         std::to_string(recipe.seed) + "): " + e.what());
-      if (attempt >= protocol.max_builds)
-        throw md_error("createsims: minimisation failed for every one of " +
-                       std::to_string(attempt) + " builds:" + join_problems(failures));
-      continue;
+      failure = e.what();
     }
-    result.stages.push_back(
-      {em.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-       static_cast<std::size_t>(attempt)});
-    current = dir / (em.name + ".gro");
-    break;
+    if (failure.empty())
+      break;
+    failures.push_back("build " + std::to_string(attempt) + " (seed " +
+                       std::to_string(recipe.seed) + "): " + failure);
+    if (attempt >= protocol.max_builds)
+      throw md_error("createsims: no build passed, every one of " + std::to_string(attempt) +
+                     " builds failed:" + join_problems(failures));
   }
-
-  fs::path checkpoint;
-  for (const auto& stage : protocol.equilibration) {
-    const auto start = std::chrono::steady_clock::now();
-    write_stage_mdp(protocol.common, stage, result.seed, dir / (stage.name + ".mdp"));
-    runner.grompp(stage_input(dir, stage, current, checkpoint), cancel);
-    runner.mdrun(dir / (stage.name + ".tpr"), dir, stage_options(mdrun, stage.name, protocol),
-                 cancel);
-    current = dir / (stage.name + ".gro");
-    checkpoint = dir / (stage.name + ".cpt");
-    result.stages.push_back(
-      {stage.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-       result.builds});
-  }
-
-  result.checks = check_system(current, top, built.upper, built.lower, spec.recipe,
-                               protocol.core_half_thickness_nm);
-  if (!result.checks.problems.empty())
-    throw md_error("createsims: " + current.string() + " fails its checks:" +
-                   join_problems(result.checks.problems));
+  result.failed_builds = std::move(failures);
 
   const auto& prod = protocol.production;
   write_stage_mdp(protocol.common, prod, result.seed, dir / (prod.name + ".mdp"));

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -437,8 +438,8 @@ em_result parse_em_result(std::string_view log_text, const fs::path& log_name) {
     if (ec != std::errc{})
       throw io_error(log_name, 0, "cannot read the step count in: " + std::string{line});
   }
-  bool have_epot = false, have_fmax = false;
-  for (auto i = *summary + 1; i < lines.size() && !(have_epot && have_fmax); ++i) {
+  bool have_epot = false, have_fmax = false, have_fnorm = false;
+  for (auto i = *summary + 1; i < lines.size() && !(have_epot && have_fmax && have_fnorm); ++i) {
     auto l = lines[i];
     auto eq = l.find('=');
     if (eq == std::string_view::npos)
@@ -462,13 +463,33 @@ em_result parse_em_result(std::string_view log_text, const fs::path& log_name) {
         std::from_chars(atom.data(), atom.data() + atom.size(), r.fmax_atom);
       }
       have_fmax = true;
+    } else if (key == "Norm of force") {
+      auto v = parse_number(value);
+      if (!v)
+        throw io_error(log_name, 0, "cannot read the norm of the force in: " + std::string{l});
+      r.fnorm_kj_mol_nm = *v;
+      have_fnorm = true;
     }
   }
-  if (!have_epot || !have_fmax)
+  if (!have_epot || !have_fmax || !have_fnorm)
     throw io_error(log_name, 0,
-                   "the minimisation summary lacks \"Potential Energy\" or \"Maximum force\"");
+                   "the minimisation summary lacks \"Potential Energy\", \"Maximum force\" or "
+                   "\"Norm of force\"");
   return r;
 }
+
+namespace {
+
+/// The minimisation summary of a log, when it has one.
+std::optional<em_result> minimisation_summary(std::string_view log) {
+  try {
+    return parse_em_result(log, "md.log");
+  } catch (const io_error&) {
+    return std::nullopt;
+  }
+}
+
+} // namespace
 
 em_result read_em_result(const fs::path& log) {
   if (!fs::exists(log))
@@ -617,6 +638,15 @@ mdrun_result mdrun_process::wait() {
     d.kind = gmx_error_kind::non_finite_energy;
     d.message = "Energy minimization has stopped because the " + std::string{em_not_finite}
       + " (atoms overlap)";
+    throw gmx_error(std::move(d));
+  }
+  if (auto em = minimisation_summary(log); em
+      && (!std::isfinite(em->epot_kj_mol) || !std::isfinite(em->fmax_kj_mol_nm)
+          || !std::isfinite(em->fnorm_kj_mol_nm))) {
+    d.kind = gmx_error_kind::non_finite_energy;
+    d.message = "the minimisation ended with non-finite values: Potential Energy "
+      + std::to_string(em->epot_kj_mol) + ", Maximum force " + std::to_string(em->fmax_kj_mol_nm)
+      + ", Norm of force " + std::to_string(em->fnorm_kj_mol_nm) + " (atoms overlap)";
     throw gmx_error(std::move(d));
   }
   mdrun_result r;

@@ -46,7 +46,8 @@ TEST_F(createsims_test, demo_system_equilibrates_and_runs_1000_steps_at_20_fs) {
   const auto protein = md::read_gro(demo_dir / "protein.gro");
   auto r = md::run_createsims(spec, md::default_protocol(), protein, dir_, 11, md::gmx_config{},
                               two_threads());
-  EXPECT_EQ(r.builds, 1u);
+  EXPECT_LE(r.builds, 2u) << ::testing::PrintToString(r.failed_builds);
+  EXPECT_EQ(r.failed_builds.size(), r.builds - 1);
   EXPECT_TRUE(std::isfinite(r.minimisation.epot_kj_mol));
   EXPECT_LT(r.minimisation.epot_kj_mol, 0);
   EXPECT_LT(r.minimisation.fmax_kj_mol_nm, md::default_protocol().max_fmax_kj_mol_nm);
@@ -93,7 +94,7 @@ TEST_F(createsims_test, a_minimisation_that_never_passes_is_rebuilt_a_bounded_nu
     FAIL() << "expected md_error after every build, got " << e.what();
   } catch (const md::md_error& e) {
     const std::string what = e.what();
-    EXPECT_TRUE(contains(what, "every one of 2 builds")) << what;
+    EXPECT_TRUE(contains(what, "every one of 2 builds failed")) << what;
     EXPECT_TRUE(contains(what, "build 1 (seed 3)")) << what;
     EXPECT_TRUE(contains(what, "build 2 (seed")) << what;
   }

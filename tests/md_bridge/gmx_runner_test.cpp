@@ -125,6 +125,8 @@ TEST_F(gmx_runner_test, minimises_and_reads_the_result) {
   EXPECT_LT(em.epot_kj_mol, 0);
   EXPECT_GT(em.fmax_kj_mol_nm, 0);
   EXPECT_GE(em.fmax_atom, 1);
+  EXPECT_GT(em.fnorm_kj_mol_nm, 0);
+  EXPECT_LT(em.fnorm_kj_mol_nm, em.fmax_kj_mol_nm);
   EXPECT_LE(em.fmax_atom, 750);
   EXPECT_GT(em.steps, 1);
   // emtol 10 is not reached in 200 steps from this start; the log says so and the result
@@ -307,6 +309,36 @@ TEST_F(gmx_runner_test, coincident_bonded_beads_give_non_finite_energy) {
   } catch (const md::gmx_error& e) {
     EXPECT_EQ(e.what_kind(), md::gmx_error_kind::non_finite_energy) << e.what();
   }
+}
+
+TEST_F(gmx_runner_test, a_minimisation_converging_with_nan_forces_is_non_finite) {
+  // With a tolerance above the other forces, GROMACS declares convergence at step 0: its
+  // Fmax skips the NaN forces of the coincident bonded pair, its "Norm of force" does not.
+  auto mdp = slurp(data("em.mdp"));
+  auto at = mdp.find("emtol          = 10");
+  ASSERT_NE(at, std::string::npos);
+  mdp.replace(at, 19, "emtol = 1e5");
+  std::ofstream(dir / "loose.mdp") << mdp;
+  auto s = md::read_gro(data("chain.gro"));
+  s.atoms[1].position_nm = s.atoms[0].position_nm;
+  md::write_gro(s, dir / "coincident.gro");
+  auto input = runner
+                 .grompp({.mdp = dir / "loose.mdp",
+                          .structure = dir / "coincident.gro",
+                          .topology = data("chain.top"),
+                          .output = dir / "loose.tpr",
+                          .work_dir = dir})
+                 .tpr;
+  try {
+    runner.mdrun(input, dir, {.deffnm = "loose", .threads = 1});
+    FAIL() << "a minimisation with NaN forces passed";
+  } catch (const md::gmx_error& e) {
+    EXPECT_EQ(e.what_kind(), md::gmx_error_kind::non_finite_energy) << e.what();
+  }
+  auto em = md::read_em_result(dir / "loose.log");
+  EXPECT_TRUE(em.converged);
+  EXPECT_TRUE(std::isfinite(em.fmax_kj_mol_nm));
+  EXPECT_TRUE(std::isnan(em.fnorm_kj_mol_nm));
 }
 
 TEST_F(gmx_runner_test, a_checkpoint_restart_continues_the_run) {

@@ -98,6 +98,7 @@ struct createsims_result {
   std::filesystem::path topology;   ///< topol.top
   std::filesystem::path index;      ///< index.ndx (Solvent, Rest)
   std::size_t builds = 0;           ///< build attempts made
+  std::vector<std::string> failed_builds; ///< why each earlier build was given up
   std::uint64_t seed = 0;           ///< seed of the build that went on
   em_result minimisation;
   std::vector<stage_report> stages;
@@ -122,9 +123,12 @@ std::map<std::string, double> read_md_averages(const std::filesystem::path& log)
 /// Lipid templates of every molecule type of `t` that carries an `;@INSANE` annotation.
 std::vector<lipid_template> lipid_templates_from(const topology& t);
 
-/// Runs the whole pipeline in `dir` (created if needed). Throws gmx_error for a GROMACS
-/// failure that rebuilding cannot fix, recipe_error for an unusable recipe, md_error when the
-/// output fails its checks (the message lists them) or every build failed to minimise.
+/// Runs the whole pipeline in `dir` (created if needed). A build whose minimisation or
+/// equilibration fails in GROMACS, or whose equilibrated system fails its checks, is replaced
+/// by a new build with another seed, at most `protocol.max_builds` builds in all. Throws
+/// gmx_error for a failure rebuilding cannot fix (timeout, cancellation, no gmx program),
+/// recipe_error for an unusable recipe, md_error when every build failed (the message says
+/// why each did).
 createsims_result run_createsims(const system_spec& system, const createsims_protocol& protocol,
                                  const structure& protein, const std::filesystem::path& dir,
                                  std::uint64_t seed, const gmx_config& gmx,

@@ -160,7 +160,10 @@ struct mdrun_result {
 struct em_result {
   double epot_kj_mol = 0;
   double fmax_kj_mol_nm = 0;
-  int fmax_atom = 0;      ///< 1-based, as GROMACS prints it
+  int fmax_atom = 0; ///< 1-based, as GROMACS prints it
+  /// Root mean square force. GROMACS's Fmax skips non-finite forces; this one does not (NaN
+  /// when any force is NaN), so check it too.
+  double fnorm_kj_mol_nm = 0;
   int steps = 0;          ///< as GROMACS counts them ("in 1001 steps")
   bool converged = false; ///< Fmax reached the requested tolerance
 };
@@ -196,7 +199,8 @@ public:
   std::optional<mdrun_progress> progress() const;
   /// Blocks until mdrun ends, its timeout runs out or it is cancelled. Returns the run's files
   /// when mdrun exited 0 and reported no failure; else throws gmx_error (a minimisation that
-  /// stopped on non-finite forces is a failure). Owner thread only; once.
+  /// stopped on non-finite forces, or ended with a non-finite energy or force, is a failure).
+  /// Owner thread only; once.
   mdrun_result wait();
 
 private:
