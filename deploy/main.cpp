@@ -19,6 +19,7 @@
 #include "mummi/coupling/gateway.hpp"
 #include "mummi/md_bridge/createsims.hpp"
 #include "mummi/md_bridge/gro.hpp"
+#include "mummi/md_bridge/validator.hpp"
 #include "mummi/messages/messages.hpp"
 
 namespace msg = mummi::messages;
@@ -226,6 +227,82 @@ int run_createsims(const createsims_options& o) {
   return 0;
 }
 
+struct validate_options {
+  std::string config_file;
+  std::vector<std::string> structures;
+  std::string out;
+  double max_fmax = 1e6;
+  double max_epot = 1e7;
+  unsigned workers = 0;
+  unsigned timeout_s = 120;
+  std::string gmx;
+};
+
+/// `mummi validate [--config CONFIG] STRUCTURE...`: the vacuum-minimisation verdict of each
+/// structure. Exit 0 when every one is accepted, 3 when any is rejected.
+int run_validate(const validate_options& o) {
+  mummi::deploy::campaign_config cfg;
+  if (!o.config_file.empty())
+    cfg = mummi::deploy::load_campaign_config(o.config_file);
+  const auto spec = cfg.system ? *cfg.system : mummi::md::demo_system(data_dir() / "demo");
+  std::vector<mummi::md::structure> structures;
+  for (const auto& f : o.structures)
+    structures.push_back(mummi::md::read_gro(f));
+  const auto work = std::filesystem::temp_directory_path()
+                    / ("mummi-validate-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(work);
+  mummi::md::topology top;
+  for (const auto& f : spec.includes)
+    mummi::md::add_include(top, std::filesystem::absolute(f).string());
+  top.system_name = "mummi validate " + spec.protein_molecule;
+  top.molecules = {{spec.protein_molecule, 1, {}}};
+  mummi::md::write_top(top, work / "protein.top");
+
+  mummi::md::validator_config vc;
+  vc.topology = work / "protein.top";
+  vc.couple_moltype = spec.protein_molecule;
+  vc.max_fmax_kj_mol_nm = o.max_fmax;
+  vc.max_abs_epot_kj_mol = o.max_epot;
+  vc.workers = o.workers;
+  vc.structure_timeout = std::chrono::seconds{o.timeout_s};
+  vc.work_root = work / "runs";
+  vc.gmx.gmx = o.gmx.empty() ? cfg.gmx : o.gmx;
+  std::vector<mummi::md::validation_verdict> verdicts;
+  {
+    mummi::md::validator v{vc};
+    verdicts = v.validate(structures);
+  }
+  std::filesystem::remove_all(work);
+  if (!o.out.empty())
+    std::filesystem::create_directories(o.out);
+  std::size_t accepted = 0;
+  std::printf("%-40s %-15s %14s %14s %6s %8s\n", "structure", "verdict", "Epot kJ/mol",
+              "Fmax kJ/mol/nm", "steps", "seconds");
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    const auto& v = verdicts[i];
+    std::printf("%-40s %-15s %14.6g %14.6g %6d %8.2f\n", o.structures[i].c_str(),
+                std::string(mummi::md::to_string(v.code)).c_str(), v.epot_kj_mol,
+                v.fmax_kj_mol_nm, v.steps, v.seconds);
+    if (!v.accepted) {
+      std::printf("  %s\n", v.reason.c_str());
+      continue;
+    }
+    ++accepted;
+    if (!o.out.empty()) {
+      auto s = structures[i];
+      for (std::size_t a = 0; a < s.atoms.size(); ++a) {
+        s.atoms[a].position_nm = v.positions_nm[a];
+        s.atoms[a].velocity_nm_ps.reset();
+      }
+      s.title = "validated " + s.title;
+      mummi::md::write_gro(s, std::filesystem::path(o.out)
+                                / std::filesystem::path(o.structures[i]).filename());
+    }
+  }
+  std::printf("validate: %zu of %zu accepted\n", accepted, verdicts.size());
+  return accepted == verdicts.size() ? 0 : 3;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -256,6 +333,22 @@ int main(int argc, char** argv) {
   createsims->add_option("--seed", cs.seed, "Seed of the first build");
   createsims->add_option("--gmx", cs.gmx, "GROMACS binary (default: the config's, or gmx)");
   createsims->add_option("--threads", cs.threads, "Threads per mdrun (0: every core)");
+
+  validate_options vo;
+  auto* validate = app.add_subcommand(
+    "validate", "Vacuum-minimise generated protein structures and say which are valid "
+                "(exit 3 when any is rejected)");
+  validate->add_option("structures", vo.structures, "Protein structures (.gro)")
+    ->required()
+    ->check(CLI::ExistingFile);
+  validate->add_option("--config", vo.config_file, "Campaign configuration (default: the demo)")
+    ->check(CLI::ExistingFile);
+  validate->add_option("--out", vo.out, "Write the minimised accepted structures here");
+  validate->add_option("--max-fmax", vo.max_fmax, "Accept below this |Fmax| (kJ/mol/nm)");
+  validate->add_option("--max-epot", vo.max_epot, "Accept below this |Epot| (kJ/mol)");
+  validate->add_option("--workers", vo.workers, "Structures in parallel (0: one per core)");
+  validate->add_option("--timeout-s", vo.timeout_s, "Wall-clock limit per structure");
+  validate->add_option("--gmx", vo.gmx, "GROMACS binary (default: the config's, or gmx)");
 
   std::string head;
   unsigned heartbeat_ms = 500;
@@ -289,6 +382,8 @@ int main(int argc, char** argv) {
     }
     if (createsims->parsed())
       return run_createsims(cs);
+    if (validate->parsed())
+      return run_validate(vo);
     if (node->parsed()) {
       node_cfg.head_grace = std::chrono::seconds{grace_s};
       return run_node(head, node_cfg, heartbeat_ms);

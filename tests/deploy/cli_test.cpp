@@ -185,3 +185,29 @@ TEST(cli, createsims_reports_a_bad_recipe_and_a_bad_config) {
   EXPECT_NE(text.find("createsims.max_builds: must be at least 1"), std::string::npos) << text;
   std::filesystem::remove_all(dir);
 }
+
+TEST(cli, validate_accepts_the_demo_protein_and_rejects_an_overlap) {
+  auto dir = temp_dir();
+  const std::string demo = MUMMI_DATA_DIR "/demo/protein.gro";
+  // Two bonded linker beads (atoms 75 and 76) at one place.
+  auto lines = read_file(demo);
+  std::vector<std::string> rows;
+  for (std::size_t at = 0, next; (next = lines.find('\n', at)) != std::string::npos; at = next + 1)
+    rows.push_back(lines.substr(at, next - at));
+  rows[2 + 75] = rows[2 + 75].substr(0, 20) + rows[2 + 74].substr(20, 24);
+  {
+    std::ofstream broken(dir / "broken.gro");
+    for (const auto& r : rows)
+      broken << r << "\n";
+  }
+  auto r = run_mummi({"validate", demo, (dir / "broken.gro").string(), "--out",
+                      (dir / "valid").string()},
+                     120s);
+  EXPECT_EQ(r.status, 3) << r.out;
+  EXPECT_NE(r.out.find("protein.gro"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("non_finite"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("validate: 1 of 2 accepted"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(dir / "valid" / "protein.gro"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "valid" / "broken.gro"));
+  std::filesystem::remove_all(dir);
+}
