@@ -261,15 +261,9 @@ std::string format_gro(const structure& s) {
 }
 
 void write_gro(const structure& s, const std::filesystem::path& path) {
-  std::string text;
-  try {
-    text = format_gro(s);
-  } catch (const io_error&) {
-    throw;
-  } catch (const md_error& e) {
-    throw io_error(path, 0, e.what());
-  }
-  detail::write_text_file(path, text);
+  detail::write_formatted(path, [&s] {
+    return format_gro(s);
+  });
 }
 
 } // namespace mummi::md

@@ -129,7 +129,9 @@ std::string format_mdp(const mdp& m) {
 }
 
 void write_mdp(const mdp& m, const std::filesystem::path& path) {
-  detail::write_text_file(path, format_mdp(m));
+  detail::write_formatted(path, [&m] {
+    return format_mdp(m);
+  });
 }
 
 } // namespace mummi::md

@@ -109,15 +109,9 @@ std::string format_ndx(const index_file& f) {
 }
 
 void write_ndx(const index_file& f, const std::filesystem::path& path) {
-  std::string text;
-  try {
-    text = format_ndx(f);
-  } catch (const io_error&) {
-    throw;
-  } catch (const md_error& e) {
-    throw io_error(path, 0, e.what());
-  }
-  detail::write_text_file(path, text);
+  detail::write_formatted(path, [&f] {
+    return format_ndx(f);
+  });
 }
 
 } // namespace mummi::md

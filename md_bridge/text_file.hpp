@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace mummi::md::detail {
@@ -62,6 +63,22 @@ inline void write_text_file(const std::filesystem::path& path, std::string_view 
     std::filesystem::remove(tmp, ignored);
     throw io_error(path, 0, "cannot rename the temporary file into place: " + ec.message());
   }
+}
+
+/// Writes the text `format()` returns to `path` as write_text_file does. An md_error from
+/// `format` (a value the file format cannot hold) becomes an io_error naming `path`; nothing
+/// is written then.
+template<class Format>
+void write_formatted(const std::filesystem::path& path, Format&& format) {
+  std::string text;
+  try {
+    text = std::forward<Format>(format)();
+  } catch (const io_error&) {
+    throw;
+  } catch (const md_error& e) {
+    throw io_error(path, 0, e.what());
+  }
+  write_text_file(path, text);
 }
 
 /// Splits text into lines; "\r\n" endings lose their '\r'. A final line without a newline

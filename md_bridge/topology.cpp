@@ -683,14 +683,11 @@ void topology_reader::data_line(std::string_view line, const where& w) {
       define_molecule(s, w);
       return;
     case section_kind::atoms:
-      atom_line(s, w);
-      if (w.depth == 0 && !own_molecule_context(w))
-        raw_line(std::string(line), w);
-      else if (w.depth == 0)
-        held_.clear();
-      return;
     case section_kind::interactions:
-      interaction_line(s, w);
+      if (ctx.kind == section_kind::atoms)
+        atom_line(s, w);
+      else
+        interaction_line(s, w);
       if (w.depth == 0 && !own_molecule_context(w))
         raw_line(std::string(line), w);
       else if (w.depth == 0)
@@ -1163,6 +1160,26 @@ const molecule_type& counted_type(const topology& t, const molecule_count& c) {
   return *m;
 }
 
+/// The list of `m` that holds the interactions of a section with its own member (bonds,
+/// angles, dihedrals, constraints, exclusions, position_restraints); nullptr for any other
+/// section. `Molecule` is molecule_type or const molecule_type.
+template<class Molecule>
+auto named_interactions(Molecule& m, std::string_view section) -> decltype(&m.bonds) {
+  if (section == "bonds")
+    return &m.bonds;
+  if (section == "angles")
+    return &m.angles;
+  if (section == "dihedrals")
+    return &m.dihedrals;
+  if (section == "constraints")
+    return &m.constraints;
+  if (section == "exclusions")
+    return &m.exclusions;
+  if (section == "position_restraints")
+    return &m.position_restraints;
+  return nullptr;
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -1175,18 +1192,8 @@ bool holds(const condition& c, const std::set<std::string, std::less<>>& defines
 }
 
 std::vector<interaction>* interactions_of(molecule_type& m, std::string_view section) {
-  if (section == "bonds")
-    return &m.bonds;
-  if (section == "angles")
-    return &m.angles;
-  if (section == "dihedrals")
-    return &m.dihedrals;
-  if (section == "constraints")
-    return &m.constraints;
-  if (section == "exclusions")
-    return &m.exclusions;
-  if (section == "position_restraints")
-    return &m.position_restraints;
+  if (auto* list = named_interactions(m, section))
+    return list;
   if (find_spec(section) == nullptr)
     return nullptr;
   auto it = m.other_interactions.find(section);
@@ -1196,18 +1203,8 @@ std::vector<interaction>* interactions_of(molecule_type& m, std::string_view sec
 }
 
 const std::vector<interaction>* interactions_of(const molecule_type& m, std::string_view section) {
-  if (section == "bonds")
-    return &m.bonds;
-  if (section == "angles")
-    return &m.angles;
-  if (section == "dihedrals")
-    return &m.dihedrals;
-  if (section == "constraints")
-    return &m.constraints;
-  if (section == "exclusions")
-    return &m.exclusions;
-  if (section == "position_restraints")
-    return &m.position_restraints;
+  if (const auto* list = named_interactions(m, section))
+    return list;
   const auto it = m.other_interactions.find(section);
   return it == m.other_interactions.end() ? nullptr : &it->second;
 }
@@ -1293,27 +1290,15 @@ std::string format_top(const topology& t) {
 }
 
 void write_itp(const molecule_type& m, const fs::path& path) {
-  std::string text;
-  try {
-    text = format_itp(m);
-  } catch (const io_error&) {
-    throw;
-  } catch (const md_error& e) {
-    throw io_error(path, 0, e.what());
-  }
-  detail::write_text_file(path, text);
+  detail::write_formatted(path, [&m] {
+    return format_itp(m);
+  });
 }
 
 void write_top(const topology& t, const fs::path& path) {
-  std::string text;
-  try {
-    text = format_top(t);
-  } catch (const io_error&) {
-    throw;
-  } catch (const md_error& e) {
-    throw io_error(path, 0, e.what());
-  }
-  detail::write_text_file(path, text);
+  detail::write_formatted(path, [&t] {
+    return format_top(t);
+  });
 }
 
 const molecule_type* find_molecule_type(const topology& t, std::string_view name) {

@@ -11,11 +11,13 @@
 #include <fstream>
 
 #include "../support/actor_system.hpp"
+#include "../support/md_files.hpp"
 #include "mummi/actors/node_registry.hpp"
 #include "mummi/coupling/child_process.hpp"
 #include "mummi/coupling/gateway.hpp"
 
 namespace cpl = mummi::coupling;
+using mummi::test::read_file;
 using namespace std::chrono_literals;
 
 namespace {
@@ -36,15 +38,6 @@ result run_mummi(std::vector<std::string> args, std::chrono::seconds timeout = 6
   return r;
 }
 
-std::filesystem::path temp_dir() {
-  auto d = std::filesystem::temp_directory_path()
-    / ("mummi-cli-" + std::to_string(::getpid()) + "-"
-       + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
-
 } // namespace
 
 TEST(cli, version_and_help) {
@@ -58,7 +51,8 @@ TEST(cli, version_and_help) {
 }
 
 TEST(cli, run_starts_node_agents_that_join_answer_and_stop) {
-  auto dir = temp_dir();
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
   std::ofstream(dir / "c.yaml") << "campaign: {name: t, dir: " << (dir / "run").string()
                                 << "}\nhead: {heartbeat_ms: 100}\nnodes: {local: 3}\n";
   auto r = run_mummi({"run", (dir / "c.yaml").string()});
@@ -80,7 +74,8 @@ TEST(cli, node_with_a_malformed_head_endpoint_fails_at_once) {
 }
 
 TEST(cli, check_reports_every_problem_and_fails) {
-  auto dir = temp_dir();
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
   std::ofstream(dir / "bad.yaml") << "head: {heartbeat_ms: -1, grace_s: x}\nnodes: {count: 2}\n";
   auto bad = run_mummi({"check", (dir / "bad.yaml").string()});
   EXPECT_EQ(bad.status, 2);
@@ -126,11 +121,6 @@ TEST(cli, node_agent_stops_when_the_head_is_gone_past_the_grace_period) {
 
 namespace {
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 /// A campaign file for a small demo system (6 x 6 nm: quick to build and equilibrate).
 std::filesystem::path small_demo_config(const std::filesystem::path& dir,
                                         const std::string& upper) {
@@ -149,21 +139,22 @@ std::filesystem::path small_demo_config(const std::filesystem::path& dir,
 } // namespace
 
 TEST(cli, createsims_builds_equilibrates_and_prepares_production) {
-  auto dir = temp_dir();
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
   auto cfg = small_demo_config(dir, "{DPC: 0.8, DST: 0.2}");
-  auto r = run_mummi({"createsims", cfg.string(), "--out", (dir / "sim").string(), "--seed", "4"},
-                     300s);
+  auto r
+    = run_mummi({"createsims", cfg.string(), "--out", (dir / "sim").string(), "--seed", "4"}, 300s);
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("solvent in the core: 0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("production input: " + (dir / "sim" / "production.tpr").string()),
             std::string::npos)
     << r.out;
   EXPECT_TRUE(std::filesystem::exists(dir / "sim" / "production.tpr"));
-  std::filesystem::remove_all(dir);
 }
 
 TEST(cli, createsims_reports_a_bad_recipe_and_a_bad_config) {
-  auto dir = temp_dir();
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
   auto cfg = small_demo_config(dir, "{DPC: 0.5, POPX: 0.4}");
   auto err = dir / "stderr.txt";
   auto run = [&err](std::vector<std::string> args) {
@@ -183,11 +174,11 @@ TEST(cli, createsims_reports_a_bad_recipe_and_a_bad_config) {
   EXPECT_EQ(run({"createsims", cfg.string(), "--out", (dir / "sim").string()}), 2);
   text = read_file(err);
   EXPECT_NE(text.find("createsims.max_builds: must be at least 1"), std::string::npos) << text;
-  std::filesystem::remove_all(dir);
 }
 
 TEST(cli, validate_accepts_the_demo_protein_and_rejects_an_overlap) {
-  auto dir = temp_dir();
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
   const std::string demo = MUMMI_DATA_DIR "/demo/protein.gro";
   // Two bonded linker beads (atoms 75 and 76) at one place.
   auto lines = read_file(demo);
@@ -200,14 +191,12 @@ TEST(cli, validate_accepts_the_demo_protein_and_rejects_an_overlap) {
     for (const auto& r : rows)
       broken << r << "\n";
   }
-  auto r = run_mummi({"validate", demo, (dir / "broken.gro").string(), "--out",
-                      (dir / "valid").string()},
-                     120s);
+  auto r = run_mummi(
+    {"validate", demo, (dir / "broken.gro").string(), "--out", (dir / "valid").string()}, 120s);
   EXPECT_EQ(r.status, 3) << r.out;
   EXPECT_NE(r.out.find("protein.gro"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("non_finite"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("validate: 1 of 2 accepted"), std::string::npos) << r.out;
   EXPECT_TRUE(std::filesystem::exists(dir / "valid" / "protein.gro"));
   EXPECT_FALSE(std::filesystem::exists(dir / "valid" / "broken.gro"));
-  std::filesystem::remove_all(dir);
 }

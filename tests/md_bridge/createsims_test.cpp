@@ -7,6 +7,8 @@
 
 #include "mummi/md_bridge/gro.hpp"
 
+#include "../support/md_files.hpp"
+
 namespace md = mummi::md;
 namespace fs = std::filesystem;
 
@@ -16,23 +18,14 @@ const fs::path demo_dir = fs::path(MUMMI_DATA_DIR) / "demo";
 
 class createsims_test : public ::testing::Test {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("mummi-createsims-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (!HasFailure())
-      fs::remove_all(dir_);
-  }
   md::mdrun_options two_threads() const {
     md::mdrun_options o;
     o.threads = 2;
     return o;
   }
-  fs::path dir_;
+  /// Kept when the test fails, for a look at the GROMACS logs.
+  mummi::test::temp_dir tmp_{mummi::test::keep_on_failure::yes};
+  fs::path dir_ = tmp_.path();
 };
 
 bool contains(const std::string& text, const std::string& part) {
@@ -140,14 +133,14 @@ TEST_F(createsims_test, bad_system_inputs_name_the_problem) {
   // A recipe naming a lipid no file defines.
   spec = md::demo_system(demo_dir);
   spec.recipe.upper.lipids = {{"POPC", 1.0}};
-  EXPECT_THROW(md::run_createsims(spec, md::default_protocol(), protein, dir_, 1,
-                                  md::gmx_config{}, two_threads()),
+  EXPECT_THROW(md::run_createsims(spec, md::default_protocol(), protein, dir_, 1, md::gmx_config{},
+                                  two_threads()),
                md::recipe_error);
 }
 
 TEST(md_averages, a_log_without_averages_is_an_error_naming_it) {
-  const auto log = fs::temp_directory_path() / ("mummi-unfinished-" + std::to_string(::getpid()) +
-                                                ".log");
+  const mummi::test::temp_dir dir;
+  const auto log = dir.path() / "unfinished.log";
   std::ofstream(log) << "           Step           Time\n              0        0.00000\n";
   try {
     md::read_md_averages(log);
@@ -156,5 +149,4 @@ TEST(md_averages, a_log_without_averages_is_an_error_naming_it) {
     EXPECT_TRUE(contains(e.what(), log.string())) << e.what();
     EXPECT_TRUE(contains(e.what(), "did not finish")) << e.what();
   }
-  fs::remove(log);
 }

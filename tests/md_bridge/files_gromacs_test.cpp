@@ -7,6 +7,8 @@
 #include "mummi/md_bridge/ndx.hpp"
 #include "mummi/md_bridge/topology.hpp"
 
+#include "../support/md_files.hpp"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -15,42 +17,16 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 
 namespace fs = std::filesystem;
 using namespace mummi::md;
+using mummi::test::read_file;
+using mummi::test::temp_dir;
 
 namespace {
 
 const fs::path share_dir = "/usr/share/gromacs/top";
-
-class temp_dir {
-public:
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "mummi_files_gromacs_XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const {
-    return path_;
-  }
-
-private:
-  fs::path path_;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 /// Runs `gmx <arguments>` in `dir` with its output in dir/<log>; returns the exit code.
 int run_gmx(const fs::path& dir, const std::string& arguments, const std::string& log) {
@@ -153,7 +129,7 @@ TEST(files_gromacs, grompp_accepts_written_topology_structure_and_mdp) {
                            "grompp.log");
     EXPECT_EQ(rc, 0) << "define = '" << define << "'\n"
                      << format_top(top) << "\n--- grompp.log:\n"
-                     << slurp(dir.path() / "grompp.log");
+                     << read_file(dir.path() / "grompp.log");
     EXPECT_TRUE(fs::exists(dir.path() / "em.tpr"));
     // grompp wrote our spelling of the keys back in its own.
     const auto mdout = read_mdp(dir.path() / "mdout.mdp");
@@ -185,8 +161,8 @@ TEST(files_gromacs, grompp_rejects_a_wrong_atom_count) {
                          "-maxwarn 0",
                          "grompp.log");
   EXPECT_NE(rc, 0);
-  EXPECT_NE(slurp(dir.path() / "grompp.log").find("does not match"), std::string::npos)
-    << slurp(dir.path() / "grompp.log");
+  EXPECT_NE(read_file(dir.path() / "grompp.log").find("does not match"), std::string::npos)
+    << read_file(dir.path() / "grompp.log");
 }
 
 TEST(files_gromacs, editconf_reads_our_gro_and_we_read_its_output) {
@@ -195,7 +171,7 @@ TEST(files_gromacs, editconf_reads_our_gro_and_we_read_its_output) {
   s.box_nm = box_matrix{vec3{5.0f, 0, 0}, vec3{1.0f, 4.5f, 0}, vec3{0.5f, -0.75f, 4.0f}};
   write_gro(s, dir.path() / "in.gro");
   ASSERT_EQ(run_gmx(dir.path(), "editconf -f in.gro -o out.gro", "editconf.log"), 0)
-    << slurp(dir.path() / "editconf.log");
+    << read_file(dir.path() / "editconf.log");
   const auto back = read_gro(dir.path() / "out.gro");
   ASSERT_EQ(back.atoms.size(), s.atoms.size());
   for (std::size_t i = 0; i < s.atoms.size(); ++i) {
@@ -235,7 +211,7 @@ TEST(files_gromacs, oplsaa_forcefield_parses_and_round_trips) {
        {"defaults", "atomtypes", "bondtypes", "constrainttypes", "angletypes", "dihedraltypes"})
     EXPECT_TRUE(names.count(n)) << n;
   // The file's own text comes back unchanged.
-  EXPECT_EQ(format_top(t), slurp(path));
+  EXPECT_EQ(format_top(t), read_file(path));
   // ffbonded.itp holds #ifdef HEAVY_H ... #else ... #endif and #define lines.
   const auto bonded = read_topology(share_dir / "oplsaa.ff/ffbonded.itp");
   EXPECT_EQ(parse_topology(format_top(bonded), share_dir / "oplsaa.ff/ffbonded.itp"), bonded);

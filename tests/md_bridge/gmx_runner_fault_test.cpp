@@ -4,18 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
-#include <iterator>
 #include <thread>
 
 #include "mummi/coupling/child_process.hpp"
 #include "mummi/md_bridge/gmx_runner.hpp"
+
+#include "../support/md_files.hpp"
 
 namespace md = mummi::md;
 namespace cpl = mummi::coupling;
@@ -25,23 +24,13 @@ using namespace std::chrono_literals;
 namespace {
 
 bool has_steps(const fs::path& log) {
-  std::ifstream in(log);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  return md::parse_progress(text).has_value();
+  return md::parse_progress(mummi::test::read_file(log)).has_value();
 }
 
 class gmx_runner_fault_test : public ::testing::Test {
 protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "mummi-runner-fault-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  fs::path dir;
+  mummi::test::temp_dir tmp_{"mummi-runner-fault"};
+  fs::path dir = tmp_.path();
 };
 
 TEST_F(gmx_runner_fault_test, mdrun_dies_when_its_parent_is_killed) {

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,12 +12,13 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "mummi/coupling/child_process.hpp"
 #include "mummi/md_bridge/gmx_runner.hpp"
 #include "mummi/md_bridge/gro.hpp"
+
+#include "../support/md_files.hpp"
 
 namespace md = mummi::md;
 namespace fs = std::filesystem;
@@ -26,49 +26,19 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using mummi::test::processes_in;
+using mummi::test::read_file;
+
 fs::path data(const std::string& name) {
   return fs::path{MD_TEST_DATA} / "runner" / name;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 bool process_gone(pid_t pid) {
   return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-/// Processes whose current directory is `dir` (what is left of a run there).
-std::vector<pid_t> processes_in(const fs::path& dir) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    auto name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos)
-      continue;
-    std::error_code ec2;
-    auto cwd = fs::read_symlink(e.path() / "cwd", ec2);
-    if (!ec2 && cwd == dir)
-      out.push_back(static_cast<pid_t>(std::stol(name)));
-  }
-  return out;
-}
-
 class gmx_runner_test : public ::testing::Test {
 protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "mummi-runner-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-
   fs::path tpr(const std::string& mdp, const fs::path& gro, const std::string& name) {
     auto r = runner.grompp({.mdp = data(mdp),
                             .structure = gro,
@@ -102,7 +72,8 @@ protected:
   }
 
   md::gmx_runner runner{md::gmx_config{}};
-  fs::path dir;
+  mummi::test::temp_dir tmp_{"mummi-runner"};
+  fs::path dir = tmp_.path();
 };
 
 TEST_F(gmx_runner_test, minimises_and_reads_the_result) {
@@ -118,7 +89,7 @@ TEST_F(gmx_runner_test, minimises_and_reads_the_result) {
   ASSERT_TRUE(fs::exists(r.confout));
   EXPECT_EQ(md::read_gro(r.confout).atoms.size(), 750u);
   // GROMACS's own banner went to the captured stderr.
-  EXPECT_NE(slurp(dir / "run" / "em.stderr").find("GROMACS"), std::string::npos);
+  EXPECT_NE(read_file(dir / "run" / "em.stderr").find("GROMACS"), std::string::npos);
 
   auto em = md::read_em_result(r.log);
   EXPECT_TRUE(std::isfinite(em.epot_kj_mol));
@@ -140,7 +111,7 @@ TEST_F(gmx_runner_test, minimises_and_reads_the_result) {
 TEST_F(gmx_runner_test, em_summary_parsing_rejects_an_unfinished_log) {
   auto input = tpr("em.mdp", data("chain.gro"), "em");
   auto r = runner.mdrun(input, dir, {.deffnm = "em", .threads = 1});
-  auto text = slurp(r.log);
+  auto text = read_file(r.log);
   auto cut = text.find("Steepest Descents did not converge");
   ASSERT_NE(cut, std::string::npos);
   EXPECT_THROW(md::parse_em_result(text.substr(0, cut), "cut.log"), md::io_error);
@@ -181,7 +152,7 @@ TEST_F(gmx_runner_test, cancel_from_another_thread_stops_the_run) {
   std::optional<md::mdrun_progress> seen;
   std::string environ_text;
   std::thread watcher([&p, &seen, &environ_text, pid] {
-    environ_text = slurp("/proc/" + std::to_string(pid) + "/environ");
+    environ_text = read_file("/proc/" + std::to_string(pid) + "/environ");
     auto deadline = std::chrono::steady_clock::now() + 120s;
     while (std::chrono::steady_clock::now() < deadline) {
       seen = p.progress();
@@ -236,7 +207,7 @@ TEST_F(gmx_runner_test, destroying_a_running_handle_kills_the_run) {
 }
 
 TEST_F(gmx_runner_test, broken_topology_is_a_fatal_error_with_gromacs_text) {
-  auto top = slurp(data("chain.top"));
+  auto top = read_file(data("chain.top"));
   auto at = top.find("  A     72.0");
   ASSERT_NE(at, std::string::npos);
   top.replace(at, 3, "  X");
@@ -314,7 +285,7 @@ TEST_F(gmx_runner_test, coincident_bonded_beads_give_non_finite_energy) {
 TEST_F(gmx_runner_test, a_minimisation_converging_with_nan_forces_is_non_finite) {
   // With a tolerance above the other forces, GROMACS declares convergence at step 0: its
   // Fmax skips the NaN forces of the coincident bonded pair, its "Norm of force" does not.
-  auto mdp = slurp(data("em.mdp"));
+  auto mdp = read_file(data("em.mdp"));
   auto at = mdp.find("emtol          = 10");
   ASSERT_NE(at, std::string::npos);
   mdp.replace(at, 19, "emtol = 1e5");
@@ -358,7 +329,7 @@ TEST_F(gmx_runner_test, a_checkpoint_restart_continues_the_run) {
   ASSERT_TRUE(r2.last_progress);
   EXPECT_EQ(r2.last_progress->step, 400);
   EXPECT_DOUBLE_EQ(r2.last_progress->time_ps, 8.0);
-  auto log = slurp(r2.log);
+  auto log = read_file(r2.log);
   EXPECT_NE(log.find("Restarting from checkpoint"), std::string::npos);
   // The continuation did not start again from step 0: one "Step 0" header only.
   std::size_t zero_headers = 0;

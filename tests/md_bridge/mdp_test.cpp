@@ -1,33 +1,18 @@
 #include "mummi/md_bridge/errors.hpp"
 #include "mummi/md_bridge/mdp.hpp"
 
+#include "../support/md_files.hpp"
+
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <string>
 
 namespace fs = std::filesystem;
 using namespace mummi::md;
+using mummi::test::expect_io_error;
 
 namespace {
-
-void expect_io_error(const std::function<void()>& f, const std::string& file, std::size_t line,
-                     const std::string& words = {}) {
-  try {
-    f();
-    ADD_FAILURE() << "no io_error thrown; expected one at " << file << ":" << line;
-  } catch (const io_error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(e.line(), line) << what;
-    const auto place = line == 0 ? file + ": " : file + ":" + std::to_string(line) + ":";
-    EXPECT_NE(what.find(place), std::string::npos) << what;
-    if (!words.empty()) {
-      EXPECT_NE(what.find(words), std::string::npos) << what;
-    }
-  }
-}
 
 void expect_mdp_error(const std::string& text, const std::string& name, std::size_t line,
                       const std::string& words = {}) {
@@ -95,9 +80,8 @@ TEST(mdp, round_trip_keeps_order_and_comments) {
   EXPECT_EQ(parse_mdp(text, "again.mdp"), m);
   EXPECT_EQ(format_mdp(parse_mdp(text, "again.mdp")), text);
 
-  auto dir = (fs::temp_directory_path() / "mummi_mdp_test_XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
-  const auto path = fs::path(dir) / "run.mdp";
+  const mummi::test::temp_dir dir;
+  const auto path = dir.path() / "run.mdp";
   mdp built;
   built.add_comment("written by the test");
   built.set("integrator", "steep");
@@ -105,7 +89,6 @@ TEST(mdp, round_trip_keeps_order_and_comments) {
   built.set("emtol", "100");
   write_mdp(built, path);
   EXPECT_EQ(read_mdp(path), built);
-  fs::remove_all(dir);
 }
 
 TEST(mdp, errors_name_file_and_line) {

@@ -1,35 +1,20 @@
 #include "mummi/md_bridge/errors.hpp"
 #include "mummi/md_bridge/ndx.hpp"
 
+#include "../support/md_files.hpp"
+
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <numeric>
 #include <sstream>
 #include <string>
 
 namespace fs = std::filesystem;
 using namespace mummi::md;
+using mummi::test::expect_io_error;
 
 namespace {
-
-void expect_io_error(const std::function<void()>& f, const std::string& file, std::size_t line,
-                     const std::string& words = {}) {
-  try {
-    f();
-    ADD_FAILURE() << "no io_error thrown; expected one at " << file << ":" << line;
-  } catch (const io_error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(e.line(), line) << what;
-    const auto place = line == 0 ? file + ": " : file + ":" + std::to_string(line) + ":";
-    EXPECT_NE(what.find(place), std::string::npos) << what;
-    if (!words.empty()) {
-      EXPECT_NE(what.find(words), std::string::npos) << what;
-    }
-  }
-}
 
 void expect_ndx_error(const std::string& text, const std::string& name, std::size_t line,
                       const std::string& words = {}) {
@@ -75,11 +60,9 @@ TEST(ndx, writes_fifteen_numbers_per_line_and_reads_back) {
   EXPECT_THROW(f.add_group("Bad", {0}), md_error);
   EXPECT_THROW(f.add_group("a]b", {1}), md_error);
 
-  auto dir = (fs::temp_directory_path() / "mummi_ndx_test_XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
-  write_ndx(f, fs::path(dir) / "index.ndx");
-  EXPECT_EQ(read_ndx(fs::path(dir) / "index.ndx"), f);
-  fs::remove_all(dir);
+  const mummi::test::temp_dir dir;
+  write_ndx(f, dir.path() / "index.ndx");
+  EXPECT_EQ(read_ndx(dir.path() / "index.ndx"), f);
 }
 
 TEST(ndx, reads_gromacs_layout) {

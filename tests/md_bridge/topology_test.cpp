@@ -1,60 +1,19 @@
 #include "mummi/md_bridge/errors.hpp"
 #include "mummi/md_bridge/topology.hpp"
 
+#include "../support/md_files.hpp"
+
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <string>
 
 namespace fs = std::filesystem;
 using namespace mummi::md;
+using mummi::test::expect_io_error;
+using mummi::test::temp_dir;
 
 namespace {
-
-class temp_dir {
-public:
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "mummi_topology_test_XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const {
-    return path_;
-  }
-  fs::path write(const std::string& name, const std::string& text) const {
-    const auto p = path_ / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p;
-  }
-
-private:
-  fs::path path_;
-};
-
-void expect_io_error(const std::function<void()>& f, const std::string& file, std::size_t line,
-                     const std::string& words = {}) {
-  try {
-    f();
-    ADD_FAILURE() << "no io_error thrown; expected one at " << file << ":" << line;
-  } catch (const io_error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(e.line(), line) << what;
-    const auto place = line == 0 ? file + ": " : file + ":" + std::to_string(line) + ":";
-    EXPECT_NE(what.find(place), std::string::npos) << what;
-    if (!words.empty()) {
-      EXPECT_NE(what.find(words), std::string::npos) << what;
-    }
-  }
-}
 
 void expect_topology_error(const std::string& text, const std::string& name, std::size_t line,
                            const std::string& words = {}) {

@@ -4,14 +4,14 @@
 
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
-
 #include <cmath>
 #include <fstream>
 #include <thread>
 
 #include "mummi/md_bridge/gro.hpp"
 #include "mummi/md_bridge/validator.hpp"
+
+#include "../support/md_files.hpp"
 
 namespace md = mummi::md;
 namespace fs = std::filesystem;
@@ -33,14 +33,7 @@ double distance(const md::vec3& a, const md::vec3& b) {
 class validator_test : public ::testing::Test {
 protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "mummi-validator-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir = tmpl;
     chain = md::read_gro(data("chain.gro"));
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
   }
 
   md::validator_config config() const {
@@ -80,7 +73,8 @@ protected:
     return s;
   }
 
-  fs::path dir;
+  mummi::test::temp_dir tmp_{"mummi-validator-test"};
+  fs::path dir = tmp_.path();
   md::structure chain;
 };
 
@@ -241,12 +235,7 @@ TEST_F(validator_test, a_cancelled_batch_stops_and_leaves_no_process) {
   canceller.join();
   EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
   // No process is left working under the validator's directory.
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    std::error_code ec2;
-    auto cwd = fs::read_symlink(e.path() / "cwd", ec2).string();
-    EXPECT_TRUE(ec2 || cwd.rfind(dir.string(), 0) != 0) << e.path() << " works in " << cwd;
-  }
+  EXPECT_EQ(mummi::test::processes_under(dir), std::vector<pid_t>{});
 }
 
 TEST_F(validator_test, a_structure_over_its_time_limit_is_a_timeout) {
@@ -291,11 +280,7 @@ TEST_F(validator_test, configuration_problems_are_reported_together) {
 }
 
 TEST_F(validator_test, the_softened_molecule_type_must_be_named_when_ambiguous) {
-  auto top = std::string{};
-  {
-    std::ifstream in(data("chain.top"));
-    top.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  const auto top = mummi::test::read_file(data("chain.top"));
   std::ofstream(dir / "two.top") << top << "OTHER  1\n";
   auto c = config();
   c.topology = dir / "two.top";

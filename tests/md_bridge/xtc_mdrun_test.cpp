@@ -14,6 +14,8 @@
 #include "mummi/coupling/child_process.hpp"
 #include "mummi/md_bridge/errors.hpp"
 
+#include "../support/md_files.hpp"
+
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
@@ -27,7 +29,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -44,16 +45,6 @@ const fs::path data_dir = fs::path(MD_TEST_DATA) / "xtc";
 
 class xtc_mdrun : public ::testing::Test {
 protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "mummi-xtc-mdrun-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   cpl::spawn_options in_dir(const std::string& log) const {
     cpl::spawn_options o;
     o.working_directory = dir_;
@@ -64,8 +55,7 @@ protected:
   }
 
   std::string log_tail(const std::string& log) const {
-    std::ifstream in(dir_ / (log + ".err"));
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto all = mummi::test::read_file(dir_ / (log + ".err"));
     return all.size() > 2000 ? all.substr(all.size() - 2000) : all;
   }
 
@@ -80,7 +70,8 @@ protected:
       << log_tail(log);
   }
 
-  fs::path dir_;
+  mummi::test::temp_dir tmp_{"mummi-xtc-mdrun"};
+  fs::path dir_ = tmp_.path();
 };
 
 /// The LJ fluid's start: a 12^3 lattice in a 6.5 nm box (as data/xtc/regenerate.sh builds).

@@ -5,6 +5,8 @@
 
 #include "mummi/md_bridge/errors.hpp"
 
+#include "../support/md_files.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -80,16 +82,8 @@ void push_float(bytes& b, float f) {
 /// A temporary directory removed at the end of the test.
 class xtc_files : public ::testing::Test {
 protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "mummi-xtc-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
+  mummi::test::temp_dir tmp_{"mummi-xtc-test"};
+  fs::path dir_ = tmp_.path();
 };
 
 /// Frames (header fields and positions) equal bit for bit.
