@@ -216,7 +216,11 @@ md::system_spec read_system(reader& r, const YAML::Node& s, const std::filesyste
     unsigned anchor = 1;
     r.read<unsigned>(p, "system.protein", "anchor_atom", anchor, at_least(1));
     spec.anchor_atom = anchor - 1;
-    r.read<double>(p, "system.protein", "anchor_depth_nm", spec.anchor_depth_nm);
+    r.read<double>(
+      p, "system.protein", "anchor_depth_nm", spec.anchor_depth_nm, [](const double& v) {
+        return std::isfinite(v) && std::abs(v) < 100 ? std::string{}
+                                                     : std::string{"must be a finite nm value"};
+      });
   }
   if (spec.protein_molecule.empty() || protein_structure.empty())
     r.problem(s, "system.protein", "needs molecule and structure");
@@ -233,6 +237,9 @@ md::system_spec read_system(reader& r, const YAML::Node& s, const std::filesyste
           rec.box_x_nm = box[0].as<double>();
           rec.box_y_nm = box[1].as<double>();
           rec.box_z_nm = box[2].as<double>();
+          for (double e : {rec.box_x_nm, rec.box_y_nm, rec.box_z_nm})
+            if (!(e > 0 && e < 1000))
+              r.problem(box, "system.membrane.box_nm", "edges must be positive nm below 1000");
         } catch (const YAML::Exception&) {
           r.problem(box, "system.membrane.box_nm", "must be three numbers");
         }
@@ -246,7 +253,9 @@ md::system_spec read_system(reader& r, const YAML::Node& s, const std::filesyste
     r.read<double>(m, "system.membrane", "area_per_lipid_nm2", apl, positive());
     rec.upper.area_per_lipid_nm2 = rec.lower.area_per_lipid_nm2 = apl;
     r.read<int>(m, "system.membrane", "asymmetry", rec.asymmetry);
-    r.read<double>(m, "system.membrane", "salt_molar", rec.salt_molar);
+    r.read<double>(m, "system.membrane", "salt_molar", rec.salt_molar, [](const double& v) {
+      return v >= 0 && v < 10 ? std::string{} : std::string{"must be between 0 and 10 mol/L"};
+    });
     r.read<std::string>(m, "system.membrane", "solvent", rec.solvent, not_empty());
     r.read<std::string>(m, "system.membrane", "cation", rec.cation, not_empty());
     r.read<std::string>(m, "system.membrane", "anion", rec.anion, not_empty());
@@ -299,8 +308,8 @@ campaign_config parse_campaign_config(const std::string& yaml, const std::string
   }
   if (auto s = root["nodes"]; r.section(s, "nodes", {"local"}))
     r.read<unsigned>(s, "nodes", "local", c.local_nodes, at_least(1));
-  if (auto s = root["system"]; r.section(s, "system", {"files", "lipid_templates", "protein",
-                                                       "membrane"}))
+  if (auto s = root["system"];
+      r.section(s, "system", {"files", "lipid_templates", "protein", "membrane"}))
     c.system = read_system(r, s, base_dir, c.protein_structure);
   if (auto s = root["gromacs"]; r.section(s, "gromacs", {"gmx", "threads"})) {
     r.read<std::string>(s, "gromacs", "gmx", c.gmx, not_empty());

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
+#include <stdlib.h>
 
 #include "config.hpp"
 #include "mummi/actors/node_agent.hpp"
@@ -198,7 +200,7 @@ int run_createsims(const createsims_options& o) {
   if (protein.empty())
     protein = cfg.system ? cfg.protein_structure : data / "demo" / "protein.gro";
   auto protocol = mummi::md::default_protocol();
-  protocol.max_builds = static_cast<int>(cfg.max_builds);
+  protocol.max_builds = static_cast<int>(std::min(cfg.max_builds, 1000u));
   protocol.stage_timeout = cfg.stage_timeout;
   mummi::md::gmx_config gmx;
   gmx.gmx = o.gmx.empty() ? cfg.gmx : o.gmx;
@@ -248,9 +250,32 @@ int run_validate(const validate_options& o) {
   std::vector<mummi::md::structure> structures;
   for (const auto& f : o.structures)
     structures.push_back(mummi::md::read_gro(f));
-  const auto work = std::filesystem::temp_directory_path()
-                    / ("mummi-validate-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(work);
+  if (!o.out.empty()) {
+    std::set<std::filesystem::path> names;
+    for (const auto& f : o.structures) {
+      auto target = std::filesystem::weakly_canonical(std::filesystem::path(o.out)
+                                                      / std::filesystem::path(f).filename());
+      if (!names.insert(target.filename()).second)
+        throw std::invalid_argument("two structures are named " + target.filename().string()
+                                    + ": their validated files would overwrite each other in "
+                                    + o.out);
+      if (target == std::filesystem::weakly_canonical(f))
+        throw std::invalid_argument("--out " + o.out + " would overwrite the input " + f);
+    }
+  }
+  std::string work_template
+    = (std::filesystem::temp_directory_path() / "mummi-validate-XXXXXX").string();
+  if (::mkdtemp(work_template.data()) == nullptr)
+    throw std::runtime_error("cannot make a temporary directory under "
+                             + std::filesystem::temp_directory_path().string());
+  const std::filesystem::path work = work_template;
+  struct remove_on_exit {
+    std::filesystem::path dir;
+    ~remove_on_exit() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } cleanup{work};
   mummi::md::topology top;
   for (const auto& f : spec.includes)
     mummi::md::add_include(top, std::filesystem::absolute(f).string());
@@ -272,7 +297,6 @@ int run_validate(const validate_options& o) {
     mummi::md::validator v{vc};
     verdicts = v.validate(structures);
   }
-  std::filesystem::remove_all(work);
   if (!o.out.empty())
     std::filesystem::create_directories(o.out);
   std::size_t accepted = 0;
@@ -281,8 +305,8 @@ int run_validate(const validate_options& o) {
   for (std::size_t i = 0; i < verdicts.size(); ++i) {
     const auto& v = verdicts[i];
     std::printf("%-40s %-15s %14.6g %14.6g %6d %8.2f\n", o.structures[i].c_str(),
-                std::string(mummi::md::to_string(v.code)).c_str(), v.epot_kj_mol,
-                v.fmax_kj_mol_nm, v.steps, v.seconds);
+                std::string(mummi::md::to_string(v.code)).c_str(), v.epot_kj_mol, v.fmax_kj_mol_nm,
+                v.steps, v.seconds);
     if (!v.accepted) {
       std::printf("  %s\n", v.reason.c_str());
       continue;
@@ -295,8 +319,8 @@ int run_validate(const validate_options& o) {
         s.atoms[a].velocity_nm_ps.reset();
       }
       s.title = "validated " + s.title;
-      mummi::md::write_gro(s, std::filesystem::path(o.out)
-                                / std::filesystem::path(o.structures[i]).filename());
+      mummi::md::write_gro(
+        s, std::filesystem::path(o.out) / std::filesystem::path(o.structures[i]).filename());
     }
   }
   std::printf("validate: %zu of %zu accepted\n", accepted, verdicts.size());
@@ -327,17 +351,18 @@ int main(int argc, char** argv) {
   createsims->add_option("config", cs.config_file, "Campaign configuration (default: the demo)")
     ->check(CLI::ExistingFile);
   createsims->add_option("--out", cs.out, "Work directory (created)")->required();
-  createsims->add_option("--protein", cs.protein,
-                         "Protein structure (.gro; default: the system's own)")
+  createsims
+    ->add_option("--protein", cs.protein, "Protein structure (.gro; default: the system's own)")
     ->check(CLI::ExistingFile);
   createsims->add_option("--seed", cs.seed, "Seed of the first build");
   createsims->add_option("--gmx", cs.gmx, "GROMACS binary (default: the config's, or gmx)");
   createsims->add_option("--threads", cs.threads, "Threads per mdrun (0: every core)");
 
   validate_options vo;
-  auto* validate = app.add_subcommand(
-    "validate", "Vacuum-minimise generated protein structures and say which are valid "
-                "(exit 3 when any is rejected)");
+  auto* validate
+    = app.add_subcommand("validate",
+                         "Vacuum-minimise generated protein structures and say which are valid "
+                         "(exit 3 when any is rejected)");
   validate->add_option("structures", vo.structures, "Protein structures (.gro)")
     ->required()
     ->check(CLI::ExistingFile);

@@ -18,15 +18,10 @@ namespace {
 namespace fs = std::filesystem;
 
 mdp_entries thermostat_and_barostat() {
-  return {{"tcoupl", "v-rescale"},
-          {"tc-grps", "Solvent Rest"},
-          {"tau-t", "1.0 1.0"},
-          {"ref-t", "310 310"},
-          {"pcoupl", "c-rescale"},
-          {"pcoupltype", "semiisotropic"},
-          {"tau-p", "4.0"},
-          {"compressibility", "3e-4 3e-4"},
-          {"ref-p", "1.0 1.0"}};
+  return {
+    {"tcoupl", "v-rescale"}, {"tc-grps", "Solvent Rest"},      {"tau-t", "1.0 1.0"},
+    {"ref-t", "310 310"},    {"pcoupl", "c-rescale"},          {"pcoupltype", "semiisotropic"},
+    {"tau-p", "4.0"},        {"compressibility", "3e-4 3e-4"}, {"ref-p", "1.0 1.0"}};
 }
 
 md_stage dynamics(std::string name, const char* dt_ps, const char* steps, bool restrained,
@@ -69,28 +64,49 @@ std::vector<block_span> spans_of(const topology& t) {
   return out;
 }
 
-/// Height of the bilayer mid-plane over a coarse xy grid (mean z of lipid beads per cell;
-/// empty cells take the global mean), so that an undulating membrane is judged locally.
+/// Height of the bilayer mid-plane over a coarse xy grid, so that an undulating membrane is
+/// judged locally: per cell, halfway between the mean z of the upper leaflet's lipid beads and
+/// that of the lower leaflet's; a cell holding beads of one leaflet only (next to a protein)
+/// is that leaflet's mean less half the bilayer's mean thickness; an empty cell takes the
+/// global mid-plane. The box must be rectangular-ish with positive x and y edges.
 class midplane {
 public:
-  midplane(const structure& s, const std::vector<std::size_t>& lipid_atoms, double cell_nm)
+  midplane(const structure& s, const std::vector<std::size_t>& upper_atoms,
+           const std::vector<std::size_t>& lower_atoms, double cell_nm)
     : lx_(s.box_nm[0][0]), ly_(s.box_nm[1][1]) {
     n_ = std::max<std::size_t>(1, static_cast<std::size_t>(std::min(lx_, ly_) / cell_nm));
-    std::vector<double> sum(n_ * n_, 0.0);
-    std::vector<std::size_t> count(n_ * n_, 0);
-    double all = 0;
-    for (auto i : lipid_atoms) {
-      const auto& p = s.atoms[i].position_nm;
-      auto c = cell(p[0], p[1]);
-      sum[c] += p[2];
-      ++count[c];
-      all += p[2];
-    }
-    const double mean = lipid_atoms.empty() ? 0 : all / static_cast<double>(lipid_atoms.size());
+    struct sums {
+      std::vector<double> z;
+      std::vector<std::size_t> n;
+      double all = 0;
+      double mean() const {
+        std::size_t total = 0;
+        for (auto k : n)
+          total += k;
+        return total ? all / static_cast<double>(total) : 0;
+      }
+    };
+    auto collect = [&](const std::vector<std::size_t>& atoms) {
+      sums r{std::vector<double>(n_ * n_, 0.0), std::vector<std::size_t>(n_ * n_, 0), 0};
+      for (auto i : atoms) {
+        const auto& p = s.atoms[i].position_nm;
+        auto c = cell(p[0], p[1]);
+        r.z[c] += p[2];
+        ++r.n[c];
+        r.all += p[2];
+      }
+      return r;
+    };
+    const auto up = collect(upper_atoms), lo = collect(lower_atoms);
+    const double half = (up.mean() - lo.mean()) / 2;
+    mean_ = (up.mean() + lo.mean()) / 2;
     z_.resize(n_ * n_);
-    for (std::size_t c = 0; c < z_.size(); ++c)
-      z_[c] = count[c] ? sum[c] / static_cast<double>(count[c]) : mean;
-    mean_ = mean;
+    for (std::size_t c = 0; c < z_.size(); ++c) {
+      const bool u = up.n[c] > 0, l = lo.n[c] > 0;
+      const double zu = u ? up.z[c] / static_cast<double>(up.n[c]) : 0;
+      const double zl = l ? lo.z[c] / static_cast<double>(lo.n[c]) : 0;
+      z_[c] = u && l ? (zu + zl) / 2 : u ? zu - half : l ? zl + half : mean_;
+    }
   }
   double at(double x, double y) const {
     return z_[cell(x, y)];
@@ -134,11 +150,15 @@ system_checks check_system(const fs::path& gro, const fs::path& top,
   c.topology_atoms = atom_count(t);
   c.net_charge = net_charge(t);
   if (c.atoms != c.topology_atoms)
-    c.problems.push_back(gro.filename().string() + " has " + std::to_string(c.atoms) +
-                         " atoms but the topology counts " + std::to_string(c.topology_atoms));
+    c.problems.push_back(gro.filename().string() + " has " + std::to_string(c.atoms)
+                         + " atoms but the topology counts " + std::to_string(c.topology_atoms));
   if (std::abs(c.net_charge) > 1e-3)
     c.problems.push_back("net charge is " + std::to_string(c.net_charge) + " e, not 0");
-  if (c.atoms != c.topology_atoms)
+  const bool boxed = s.box_nm[0][0] > 0 && s.box_nm[1][1] > 0;
+  if (!boxed)
+    c.problems.push_back(gro.filename().string()
+                         + " has no periodic box (x and y edges must be > 0)");
+  if (c.atoms != c.topology_atoms || !boxed)
     return c;
 
   std::set<std::string> lipids;
@@ -157,8 +177,22 @@ system_checks check_system(const fs::path& gro, const fs::path& top,
         solvent_atoms.push_back(a);
     }
   }
-  midplane mid(s, lipid_atoms, 1.5);
-  // Leaflet of each lipid: the side of its first bead (its head group).
+  // A first plane from all lipid beads sorts the lipids into leaflets by the side of their
+  // first bead (the head group); the plane used for the checks then comes from the leaflets.
+  const midplane rough(s, lipid_atoms, lipid_atoms, 1.5);
+  std::vector<std::size_t> upper_atoms, lower_atoms;
+  for (const auto& sp : spans) {
+    if (!lipids.count(sp.name))
+      continue;
+    for (std::size_t k = 0; k < sp.count; ++k) {
+      const auto first = sp.first + k * sp.size;
+      const auto& p = s.atoms[first].position_nm;
+      auto& side = p[2] > rough.at(p[0], p[1]) ? upper_atoms : lower_atoms;
+      for (std::size_t a = first; a < first + sp.size; ++a)
+        side.push_back(a);
+    }
+  }
+  const midplane mid(s, upper_atoms, lower_atoms, 1.5);
   std::map<std::string, std::size_t> upper, lower;
   double head_z[2] = {0, 0};
   std::size_t heads[2] = {0, 0};
@@ -174,24 +208,24 @@ system_checks check_system(const fs::path& gro, const fs::path& top,
     }
   }
   if (heads[0] > 0 && heads[1] > 0)
-    c.head_distance_nm = head_z[0] / static_cast<double>(heads[0]) -
-                         head_z[1] / static_cast<double>(heads[1]);
+    c.head_distance_nm
+      = head_z[0] / static_cast<double>(heads[0]) - head_z[1] / static_cast<double>(heads[1]);
   if (c.head_distance_nm < 2.0)
-    c.problems.push_back("the leaflets' head groups are " + std::to_string(c.head_distance_nm) +
-                         " nm apart on average: the bilayer is not intact");
-  auto compare = [&c](const char* which, const std::vector<molecule_block>& target,
-                      std::map<std::string, std::size_t>& found,
-                      std::vector<molecule_block>& found_out) {
-    bool off = false;
-    for (const auto& b : target) {
-      found_out.push_back({b.name, found[b.name]});
-      auto diff = static_cast<long long>(found[b.name]) - static_cast<long long>(b.count);
-      off = off || diff > 1 || diff < -1;
-    }
-    if (off)
-      c.problems.push_back(std::string(which) + " leaflet holds " + describe(found_out) +
-                           ", target " + describe(target) + " (more than one lipid off)");
-  };
+    c.problems.push_back("the leaflets' head groups are " + std::to_string(c.head_distance_nm)
+                         + " nm apart on average: the bilayer is not intact");
+  auto compare
+    = [&c](const char* which, const std::vector<molecule_block>& target,
+           std::map<std::string, std::size_t>& found, std::vector<molecule_block>& found_out) {
+        bool off = false;
+        for (const auto& b : target) {
+          found_out.push_back({b.name, found[b.name]});
+          auto diff = static_cast<long long>(found[b.name]) - static_cast<long long>(b.count);
+          off = off || diff > 1 || diff < -1;
+        }
+        if (off)
+          c.problems.push_back(std::string(which) + " leaflet holds " + describe(found_out)
+                               + ", target " + describe(target) + " (more than one lipid off)");
+      };
   c.upper_target = upper_target;
   c.lower_target = lower_target;
   compare("upper", upper_target, upper, c.upper_found);
@@ -202,15 +236,15 @@ system_checks check_system(const fs::path& gro, const fs::path& top,
       ++c.solvent_in_core;
   }
   if (c.solvent_in_core > 0)
-    c.problems.push_back(std::to_string(c.solvent_in_core) + " solvent beads within " +
-                         std::to_string(core_half_nm) + " nm of the membrane mid-plane");
+    c.problems.push_back(std::to_string(c.solvent_in_core) + " solvent beads within "
+                         + std::to_string(core_half_nm) + " nm of the membrane mid-plane");
   return c;
 }
 
 namespace {
 
 void write_stage_mdp(const mdp_entries& common, const md_stage& stage, std::uint64_t seed,
-               const fs::path& path) {
+                     const fs::path& path) {
   mdp f;
   for (const auto& [k, v] : common)
     f.set(k, v);
@@ -257,24 +291,29 @@ std::string join_problems(const std::vector<std::string>& v) {
 
 createsims_protocol default_protocol() {
   createsims_protocol p;
-  p.common = {{"cutoff-scheme", "Verlet"},     {"nstlist", "20"},
-              {"pbc", "xyz"},                  {"coulombtype", "reaction-field"},
-              {"rcoulomb", "1.1"},             {"epsilon-r", "15"},
-              {"epsilon-rf", "0"},             {"vdw-type", "cutoff"},
-              {"vdw-modifier", "potential-shift-verlet"}, {"rvdw", "1.1"}};
-  p.minimisation = {"em",
-                    {{"integrator", "steep"},
-                     {"nsteps", "1500"},
-                     {"emtol", "100"},
-                     {"define", "-DPOSRES"}},
-                    true};
-  p.equilibration = {dynamics("eq1", "0.002", "2500", true, true),
-                     dynamics("eq2", "0.01", "2000", true, false),
-                     dynamics("eq3", "0.02", "1000", false, false)};
+  p.common = {{"cutoff-scheme", "Verlet"},
+              {"nstlist", "20"},
+              {"pbc", "xyz"},
+              {"coulombtype", "reaction-field"},
+              {"rcoulomb", "1.1"},
+              {"epsilon-r", "15"},
+              {"epsilon-rf", "0"},
+              {"vdw-type", "cutoff"},
+              {"vdw-modifier", "potential-shift-verlet"},
+              {"rvdw", "1.1"}};
+  p.minimisation
+    = {"em",
+       {{"integrator", "steep"}, {"nsteps", "1500"}, {"emtol", "100"}, {"define", "-DPOSRES"}},
+       true};
+  p.equilibration
+    = {dynamics("eq1", "0.002", "2500", true, true), dynamics("eq2", "0.01", "2000", true, false),
+       dynamics("eq3", "0.02", "1000", false, false)};
   p.production = dynamics("production", "0.02", "-1", false, false);
   p.production.mdp.insert(p.production.mdp.end(),
-                          {{"nstxout-compressed", "25000"}, {"nstlog", "5000"},
-                           {"nstenergy", "5000"}, {"nstcalcenergy", "100"}});
+                          {{"nstxout-compressed", "25000"},
+                           {"nstlog", "5000"},
+                           {"nstenergy", "5000"},
+                           {"nstcalcenergy", "100"}});
   return p;
 }
 
@@ -311,8 +350,8 @@ std::map<std::string, double> read_md_averages(const fs::path& log) {
   std::map<std::string, double> out;
   for (std::size_t i = at + 1; i + 1 < lines.size(); ++i) {
     const auto& names = lines[i];
-    if (names.find("Total Virial") != std::string::npos ||
-        names.find("M E G A") != std::string::npos)
+    if (names.find("Total Virial") != std::string::npos
+        || names.find("M E G A") != std::string::npos)
       break;
     std::istringstream values(lines[i + 1]);
     std::vector<double> v;
@@ -359,9 +398,9 @@ std::vector<lipid_template> lipid_templates_from(const topology& t) {
 }
 
 createsims_result run_createsims(const system_spec& spec, const createsims_protocol& protocol,
-                                 const structure& protein, const fs::path& dir,
-                                 std::uint64_t seed, const gmx_config& gmx,
-                                 const mdrun_options& mdrun, const std::atomic<bool>* cancel) {
+                                 const structure& protein, const fs::path& dir, std::uint64_t seed,
+                                 const gmx_config& gmx, const mdrun_options& mdrun,
+                                 const std::atomic<bool>* cancel) {
   fs::create_directories(dir);
   createsims_result result;
 
@@ -369,32 +408,41 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
   topology includes_only;
   for (const auto& f : spec.includes)
     add_include(includes_only, fs::absolute(f).string());
-  const auto molecules_top = dir / "molecules.top";
-  write_top(includes_only, molecules_top);
-  const auto molecules = read_topology(molecules_top);
+  const auto molecules = parse_topology(format_top(includes_only), dir / "molecules.top");
   auto templates = lipid_templates_from(molecules);
   if (!spec.lipid_templates.empty())
     for (auto& t : read_lipid_templates(spec.lipid_templates))
       templates.push_back(std::move(t));
   const auto* protein_type = find_molecule_type(molecules, spec.protein_molecule);
   if (protein_type == nullptr)
-    throw recipe_error({"protein molecule '" + spec.protein_molecule +
-                        "' is defined in none of the system's molecule files"});
+    throw recipe_error({"protein molecule '" + spec.protein_molecule
+                        + "' is defined in none of the system's molecule files"});
   if (atom_count(*protein_type, molecules.defines) != protein.atoms.size())
-    throw recipe_error({"protein structure has " + std::to_string(protein.atoms.size()) +
-                        " atoms but molecule " + spec.protein_molecule + " has " +
-                        std::to_string(atom_count(*protein_type, molecules.defines))});
-  double protein_charge = 0;
-  {
-    topology one = includes_only;
-    one.molecules = {{spec.protein_molecule, 1, {}}};
-    one.system_name = "protein";
-    const auto p = dir / "protein_only.top";
-    write_top(one, p);
-    protein_charge = net_charge(read_topology(p));
-    fs::remove(p);
-  }
-  fs::remove(molecules_top);
+    throw recipe_error({"protein structure has " + std::to_string(protein.atoms.size())
+                        + " atoms but molecule " + spec.protein_molecule + " has "
+                        + std::to_string(atom_count(*protein_type, molecules.defines))});
+  // Every molecule the builder writes must be defined, with as many atoms as its template
+  // (otherwise grompp would fail on every build).
+  std::vector<std::string> problems;
+  for (const auto& name : {spec.recipe.solvent, spec.recipe.cation, spec.recipe.anion})
+    if (const auto* m = find_molecule_type(molecules, name); m == nullptr)
+      problems.push_back("molecule '" + name
+                         + "' (solvent or ion) is defined in none of the "
+                           "system's molecule files");
+    else if (atom_count(*m, molecules.defines) != 1)
+      problems.push_back("molecule '" + name + "' (solvent or ion) must have one atom");
+  for (const auto& t : templates)
+    if (const auto* m = find_molecule_type(molecules, t.name); m == nullptr)
+      problems.push_back("lipid '" + t.name + "' has a template but no molecule file defines it");
+    else if (atom_count(*m, molecules.defines) != t.bead_names.size())
+      problems.push_back("lipid '" + t.name + "': its template has "
+                         + std::to_string(t.bead_names.size()) + " beads, its molecule "
+                         + std::to_string(atom_count(*m, molecules.defines)) + " atoms");
+  if (!problems.empty())
+    throw recipe_error(std::move(problems));
+  auto protein_only = molecules;
+  protein_only.molecules = {{spec.protein_molecule, 1, {}}};
+  const double protein_charge = net_charge(protein_only);
 
   membrane_recipe recipe = spec.recipe;
   protein_placement placement;
@@ -410,7 +458,10 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
   const auto gro = dir / "system.gro";
   const auto top = dir / "topol.top";
   const auto ndx = dir / "index.ndx";
-  gmx_runner runner(gmx);
+  // Rebuilds rerun every stage in the same directory: no numbered backups of old files.
+  auto gmx_env = gmx;
+  gmx_env.environment.emplace_back("GMX_MAXBACKUP", "-1");
+  gmx_runner runner(gmx_env);
   built_membrane built;
   std::vector<std::string> failures;
   fs::path current, checkpoint;
@@ -420,7 +471,16 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
   auto run_stage = [&](const md_stage& stage, const fs::path& start_from) {
     const auto t0 = std::chrono::steady_clock::now();
     write_stage_mdp(protocol.common, stage, result.seed, dir / (stage.name + ".mdp"));
-    runner.grompp(stage_input(dir, stage, start_from, checkpoint), cancel);
+    for (const char* ext : {".tpr", ".gro", ".cpt", ".log", ".edr", ".trr", ".xtc"})
+      fs::remove(dir / (stage.name + ext)); // nothing of an earlier build is taken for this one
+    try {
+      runner.grompp(stage_input(dir, stage, start_from, checkpoint), cancel);
+    } catch (const gmx_error& e) {
+      // grompp fails on its inputs, which another build would not change.
+      if (e.what_kind() != gmx_error::kind::fatal_error)
+        throw;
+      throw md_error("createsims: grompp refused stage " + stage.name + ": " + e.what());
+    }
     runner.mdrun(dir / (stage.name + ".tpr"), dir, stage_options(mdrun, stage.name, protocol),
                  cancel);
     result.stages.push_back(
@@ -428,6 +488,9 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
        result.builds});
     current = dir / (stage.name + ".gro");
     checkpoint = dir / (stage.name + ".cpt");
+    if (!fs::exists(current))
+      throw gmx_error(gmx_error::kind::crashed,
+                      "stage " + stage.name + " ended without writing " + current.string());
   };
   for (int attempt = 1;; ++attempt) {
     recipe.seed = seed + static_cast<std::uint64_t>(attempt - 1) * 7919;
@@ -455,10 +518,10 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
       run_stage(protocol.minimisation, gro);
       result.minimisation = read_em_result(dir / (protocol.minimisation.name + ".log"));
       const auto& r = result.minimisation;
-      if (!std::isfinite(r.epot_kj_mol) || !std::isfinite(r.fmax_kj_mol_nm) ||
-          r.fmax_kj_mol_nm > protocol.max_fmax_kj_mol_nm)
-        failure = "minimisation ended with Epot " + std::to_string(r.epot_kj_mol) +
-                  " kJ/mol, Fmax " + std::to_string(r.fmax_kj_mol_nm) + " kJ/mol/nm";
+      if (!std::isfinite(r.epot_kj_mol) || !std::isfinite(r.fmax_kj_mol_nm)
+          || r.fmax_kj_mol_nm > protocol.max_fmax_kj_mol_nm)
+        failure = "minimisation ended with Epot " + std::to_string(r.epot_kj_mol) + " kJ/mol, Fmax "
+          + std::to_string(r.fmax_kj_mol_nm) + " kJ/mol/nm";
       checkpoint.clear(); // a minimisation's state carries no velocities
       for (std::size_t i = 0; failure.empty() && i < protocol.equilibration.size(); ++i)
         run_stage(protocol.equilibration[i], current);
@@ -466,22 +529,22 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
         result.checks = check_system(current, top, built.upper, built.lower, spec.recipe,
                                      protocol.core_half_thickness_nm);
         if (!result.checks.problems.empty())
-          failure = current.filename().string() + " fails its checks:" +
-                    join_problems(result.checks.problems);
+          failure = current.filename().string()
+            + " fails its checks:" + join_problems(result.checks.problems);
       }
     } catch (const gmx_error& e) {
-      if (e.what_kind() == gmx_error::kind::timeout || e.what_kind() == gmx_error::kind::cancelled ||
-          e.what_kind() == gmx_error::kind::not_found)
+      if (e.what_kind() == gmx_error::kind::timeout || e.what_kind() == gmx_error::kind::cancelled
+          || e.what_kind() == gmx_error::kind::not_found)
         throw;
       failure = e.what();
     }
     if (failure.empty())
       break;
-    failures.push_back("build " + std::to_string(attempt) + " (seed " +
-                       std::to_string(recipe.seed) + "): " + failure);
+    failures.push_back("build " + std::to_string(attempt) + " (seed " + std::to_string(recipe.seed)
+                       + "): " + failure);
     if (attempt >= protocol.max_builds)
-      throw md_error("createsims: no build passed, every one of " + std::to_string(attempt) +
-                     " builds failed:" + join_problems(failures));
+      throw md_error("createsims: no build passed, every one of " + std::to_string(attempt)
+                     + " builds failed:" + join_problems(failures));
   }
   result.failed_builds = std::move(failures);
 

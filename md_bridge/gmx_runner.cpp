@@ -581,11 +581,13 @@ pid_t mdrun_process::pid() const noexcept {
 }
 
 const std::string& mdrun_process::command_line() const noexcept {
-  return impl_->command_line;
+  static const std::string none;
+  return impl_ ? impl_->command_line : none;
 }
 
 const fs::path& mdrun_process::log_path() const noexcept {
-  return impl_->log;
+  static const fs::path none;
+  return impl_ ? impl_->log : none;
 }
 
 void mdrun_process::cancel() const noexcept {
@@ -594,10 +596,14 @@ void mdrun_process::cancel() const noexcept {
 }
 
 std::optional<mdrun_progress> mdrun_process::progress() const {
+  if (!impl_)
+    return std::nullopt;
   return parse_progress(read_tail(impl_->log, 64 * 1024));
 }
 
 mdrun_result mdrun_process::wait() {
+  if (!impl_)
+    throw std::logic_error("mdrun_process::wait on a moved-from process");
   auto& s = *impl_;
   if (s.waited || !s.child)
     throw std::logic_error("mdrun_process::wait called twice");

@@ -43,8 +43,7 @@ std::vector<std::string> split_words(std::string_view s) {
 /// any standard library, unlike std::shuffle and std::uniform_real_distribution.
 class rng {
 public:
-  explicit rng(std::uint64_t seed) : state_(seed) {
-  }
+  explicit rng(std::uint64_t seed) : state_(seed) {}
   std::uint64_t next() {
     std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -64,7 +63,7 @@ public:
     while (x >= limit);
     return static_cast<std::size_t>(x % n);
   }
-  template <class T>
+  template<class T>
   void shuffle(std::vector<T>& v) {
     for (std::size_t i = v.size(); i > 1; --i)
       std::swap(v[i - 1], v[below(i)]);
@@ -77,8 +76,8 @@ private:
 /// Names for beads of a form without an .itp: head and linker letters as Martini names them
 /// where the letter is known, tail beads as letter + position + tail letter (C1A, D2A, ...).
 std::vector<std::string> made_up_names(const insane_form& f) {
-  static const std::map<char, std::string> heads = {{'C', "NC3"}, {'E', "NH3"}, {'P', "PO4"},
-                                                    {'S', "CNO"}, {'G', "GL0"}, {'O', "PO4"}};
+  static const std::map<char, std::string> heads
+    = {{'C', "NC3"}, {'E', "NH3"}, {'P', "PO4"}, {'S', "CNO"}, {'G', "GL0"}, {'O', "PO4"}};
   std::vector<std::string> names;
   std::map<std::string, int> seen;
   auto unique = [&seen](std::string n) {
@@ -90,13 +89,13 @@ std::vector<std::string> made_up_names(const insane_form& f) {
     names.push_back(unique(it != heads.end() ? it->second : std::string(1, c) + "H"));
   }
   for (std::size_t i = 0; i < f.link.size(); ++i)
-    names.push_back(unique(f.link[i] == 'G' ? "GL" + std::to_string(i + 1)
-                                           : std::string(1, f.link[i]) + "L" +
-                                               std::to_string(i + 1)));
+    names.push_back(unique(f.link[i] == 'G'
+                             ? "GL" + std::to_string(i + 1)
+                             : std::string(1, f.link[i]) + "L" + std::to_string(i + 1)));
   for (std::size_t t = 0; t < f.tails.size(); ++t)
     for (std::size_t k = 0; k < f.tails[t].size(); ++k)
-      names.push_back(unique(std::string(1, f.tails[t][k]) + std::to_string(k + 1) +
-                             static_cast<char>('A' + t)));
+      names.push_back(
+        unique(std::string(1, f.tails[t][k]) + std::to_string(k + 1) + static_cast<char>('A' + t)));
   return names;
 }
 
@@ -116,8 +115,8 @@ struct lattice {
       auto m = static_cast<long long>(n);
       return static_cast<std::size_t>(((i % m) + m) % m);
     };
-    return wrap(y, cy * static_cast<double>(ny), ny) * nx +
-           wrap(x, cx * static_cast<double>(nx), nx);
+    return wrap(y, cy * static_cast<double>(ny), ny) * nx
+      + wrap(x, cx * static_cast<double>(nx), nx);
   }
   double site_x(std::size_t c) const {
     return (static_cast<double>(c % nx) + 0.5) * cx;
@@ -202,8 +201,9 @@ std::vector<std::size_t> species_counts(const leaflet_recipe& r, std::size_t sit
   }
   std::vector<std::size_t> order(counts.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&rest](std::size_t a, std::size_t b) { return rest[a] > rest[b]; });
+  std::stable_sort(order.begin(), order.end(), [&rest](std::size_t a, std::size_t b) {
+    return rest[a] > rest[b];
+  });
   for (std::size_t k = 0; total < sites && k < order.size(); ++k, ++total)
     ++counts[order[k]];
   return counts;
@@ -216,21 +216,24 @@ void check_leaflet(const char* which, const leaflet_recipe& r,
   if (r.lipids.empty())
     problems.push_back(w + "no lipids given");
   if (!(r.area_per_lipid_nm2 > 0.05 && r.area_per_lipid_nm2 < 10))
-    problems.push_back(w + "area per lipid " + std::to_string(r.area_per_lipid_nm2) +
-                       " nm^2 is outside (0.05, 10)");
+    problems.push_back(w + "area per lipid " + std::to_string(r.area_per_lipid_nm2)
+                       + " nm^2 is outside (0.05, 10)");
   double sum = 0;
   std::set<std::string> seen;
   for (const auto& c : r.lipids) {
     if (!by_name.count(c.lipid))
-      problems.push_back(w + "unknown lipid '" + c.lipid +
-                         "' (no template of that name; check the lipid templates or .itp files)");
+      problems.push_back(w + "unknown lipid '" + c.lipid
+                         + "' (no template of that name; check the lipid templates or .itp files)");
     if (!seen.insert(c.lipid).second)
       problems.push_back(w + "lipid '" + c.lipid + "' listed twice");
     if (!(c.amount >= 0) || !std::isfinite(c.amount))
       problems.push_back(w + "lipid '" + c.lipid + "' has a negative or invalid amount");
     else if (r.exact_counts && c.amount != std::floor(c.amount))
-      problems.push_back(w + "lipid '" + c.lipid + "' count " + std::to_string(c.amount) +
-                         " is not a whole number");
+      problems.push_back(w + "lipid '" + c.lipid + "' count " + std::to_string(c.amount)
+                         + " is not a whole number");
+    else if (r.exact_counts && c.amount > 1e7)
+      problems.push_back(w + "lipid '" + c.lipid + "' count " + std::to_string(c.amount)
+                         + " is beyond any membrane (more than 10 million)");
     sum += c.amount;
   }
   if (!r.exact_counts && !r.lipids.empty() && std::abs(sum - 1.0) > 1e-3) {
@@ -243,8 +246,7 @@ void check_leaflet(const char* which, const leaflet_recipe& r,
 } // namespace
 
 recipe_error::recipe_error(std::vector<std::string> problems)
-  : md_error(join_lines(problems)), problems_(std::move(problems)) {
-}
+  : md_error(join_lines(problems)), problems_(std::move(problems)) {}
 
 std::size_t insane_form::bead_count() const {
   std::size_t n = head.size() + link.size();
@@ -273,8 +275,8 @@ insane_form parse_insane_form(std::string_view text, const std::filesystem::path
       std::vector<char> out;
       for (const auto& w : split_words(v)) {
         if (w.size() != 1)
-          throw io_error(file, line, key + ": beads are single letters separated by spaces, got '" +
-                                       w + "'");
+          throw io_error(file, line,
+                         key + ": beads are single letters separated by spaces, got '" + w + "'");
         out.push_back(w[0]);
       }
       return out;
@@ -310,9 +312,9 @@ lipid_template make_lipid_template(const insane_form& form, std::vector<std::str
   if (bead_names.empty())
     bead_names = made_up_names(form);
   if (bead_names.size() != form.bead_count())
-    throw recipe_error({"lipid '" + form.name + "': its form has " +
-                        std::to_string(form.bead_count()) + " beads but its molecule has " +
-                        std::to_string(bead_names.size()) + " atoms"});
+    throw recipe_error({"lipid '" + form.name + "': its form has "
+                        + std::to_string(form.bead_count()) + " beads but its molecule has "
+                        + std::to_string(bead_names.size()) + " atoms"});
   lipid_template t;
   t.name = form.name;
   t.charge = form.charge;
@@ -324,13 +326,15 @@ lipid_template make_lipid_template(const insane_form& form, std::vector<std::str
   auto column_x = [columns](std::size_t c) {
     return 0.5 * (static_cast<double>(c) - 0.5 * static_cast<double>(columns - 1));
   };
-  auto z_of = [&](double level) { return (leaflet_gap / 2 + level) * bead_spacing_nm; };
+  auto z_of = [&](double level) {
+    return (leaflet_gap / 2 + level) * bead_spacing_nm;
+  };
   const std::size_t link_rows = form.link.empty() ? 0 : (form.link.size() - 1) / columns + 1;
   const auto top_level = static_cast<double>(longest + link_rows);
   for (std::size_t h = 0; h < form.head.size(); ++h)
-    t.offsets_nm.push_back({0.f, 0.f,
-                            static_cast<float>(z_of(top_level +
-                                                    static_cast<double>(form.head.size() - h) - 1))});
+    t.offsets_nm.push_back(
+      {0.f, 0.f,
+       static_cast<float>(z_of(top_level + static_cast<double>(form.head.size() - h) - 1))});
   for (std::size_t m = 0; m < form.link.size(); ++m)
     t.offsets_nm.push_back(
       {static_cast<float>(column_x(m % columns)), 0.f,
@@ -366,11 +370,20 @@ built_membrane build_membrane(const membrane_recipe& r,
   std::vector<std::string> problems;
   std::map<std::string, const lipid_template*> by_name;
   for (const auto& t : templates)
-    by_name[t.name] = &t;
+    if (!by_name.emplace(t.name, &t).second)
+      problems.push_back("lipid '" + t.name
+                         + "' has two templates (from a molecule file's "
+                           ";@INSANE line and a templates file?): keep one");
 
   const double lx = r.box_x_nm, ly = r.box_y_nm, lz = r.box_z_nm;
   if (!(lx > 0 && ly > 0 && lz > 0 && std::isfinite(lx + ly + lz)))
     problems.push_back("box: every edge must be a positive number of nm");
+  else if (lx * ly * lz > 1e7)
+    problems.push_back("box: " + std::to_string(lx * ly * lz)
+                       + " nm^3 is beyond what can be built (10^7 nm^3 at most; edges are in nm)");
+  if (!(r.kick_nm >= 0 && r.kick_nm < 1) || !(r.solvent_exclusion_nm >= 0)
+      || !(r.solvent_clearance_nm >= 0 && r.solvent_clearance_nm < 2))
+    problems.push_back("kick, solvent exclusion and clearance must be small non-negative nm");
   check_leaflet("upper", r.upper, by_name, problems);
   check_leaflet("lower", r.lower, by_name, problems);
   if (r.salt_molar < 0 || !std::isfinite(r.salt_molar))
@@ -389,14 +402,20 @@ built_membrane build_membrane(const membrane_recipe& r,
           half_thickness = std::max(half_thickness, static_cast<double>(o[2]));
   const double mid_z = lz / 2;
   if (lz > 0 && lz < 2 * (half_thickness + 1.0))
-    problems.push_back("box: z edge " + std::to_string(lz) + " nm is too small for a bilayer " +
-                       std::to_string(2 * half_thickness) + " nm thick with 1 nm of solvent on each side");
+    problems.push_back("box: z edge " + std::to_string(lz) + " nm is too small for a bilayer "
+                       + std::to_string(2 * half_thickness)
+                       + " nm thick with 1 nm of solvent on each side");
 
+  if (!problems.empty())
+    throw recipe_error(std::move(problems));
   lattice up = make_lattice(lx, ly, r.upper.area_per_lipid_nm2);
   lattice lo = make_lattice(lx, ly, r.lower.area_per_lipid_nm2);
-  if (lx > 0 && ly > 0 && r.upper.area_per_lipid_nm2 > 0 && r.lower.area_per_lipid_nm2 > 0 &&
-      (up.nx < 3 || up.ny < 3 || lo.nx < 3 || lo.ny < 3))
+  if (up.nx < 3 || up.ny < 3 || lo.nx < 3 || lo.ny < 3)
     problems.push_back("box: x/y edges are too small: fewer than 3 lipids per row");
+  const auto asym = static_cast<std::size_t>(std::abs(static_cast<long long>(r.asymmetry)));
+  if (asym >= (r.asymmetry > 0 ? up.nx * up.ny : lo.nx * lo.ny))
+    problems.push_back("asymmetry " + std::to_string(r.asymmetry)
+                       + " removes every site of its leaflet");
 
   std::vector<vec3> protein_beads;
   if (r.protein) {
@@ -404,26 +423,38 @@ built_membrane build_membrane(const membrane_recipe& r,
     if (p.coordinates.atoms.empty())
       problems.push_back("protein '" + p.molecule_name + "': no atoms");
     else if (p.anchor_atom >= p.coordinates.atoms.size())
-      problems.push_back("protein '" + p.molecule_name + "': anchor atom " +
-                         std::to_string(p.anchor_atom + 1) + " is beyond its " +
-                         std::to_string(p.coordinates.atoms.size()) + " atoms");
+      problems.push_back("protein '" + p.molecule_name + "': anchor atom "
+                         + std::to_string(p.anchor_atom + 1) + " is beyond its "
+                         + std::to_string(p.coordinates.atoms.size()) + " atoms");
+    else if (!std::isfinite(p.depth_nm + p.x_nm + p.y_nm))
+      problems.push_back("protein '" + p.molecule_name + "': its position must be finite");
     else {
       const auto& a = p.coordinates.atoms[p.anchor_atom].position_nm;
       const double shift[3] = {p.x_nm - a[0], p.y_nm - a[1], mid_z + p.depth_nm - a[2]};
-      float zmin = 1e30f, zmax = -1e30f;
+      vec3 lo_v{1e30f, 1e30f, 1e30f}, hi_v{-1e30f, -1e30f, -1e30f};
       for (const auto& at : p.coordinates.atoms) {
         vec3 v{static_cast<float>(at.position_nm[0] + shift[0]),
                static_cast<float>(at.position_nm[1] + shift[1]),
                static_cast<float>(at.position_nm[2] + shift[2])};
-        zmin = std::min(zmin, v[2]);
-        zmax = std::max(zmax, v[2]);
+        for (int k = 0; k < 3; ++k) {
+          lo_v[k] = std::min(lo_v[k], v[k]);
+          hi_v[k] = std::max(hi_v[k], v[k]);
+        }
         protein_beads.push_back(v);
       }
+      const float zmin = lo_v[2], zmax = hi_v[2];
+      // Closer than the 1.1 nm cut-off to its own periodic image, the protein meets itself.
+      if (hi_v[0] - lo_v[0] > lx - 1.2 || hi_v[1] - lo_v[1] > ly - 1.2)
+        problems.push_back("box: x/y edges " + std::to_string(lx) + " x " + std::to_string(ly)
+                           + " nm are too small for protein '" + p.molecule_name + "' ("
+                           + std::to_string(hi_v[0] - lo_v[0]) + " x "
+                           + std::to_string(hi_v[1] - lo_v[1])
+                           + " nm wide; it would meet its periodic image)");
       if (lz > 0 && (zmin < 0 || zmax > lz))
-        problems.push_back("box: z edge " + std::to_string(lz) + " nm is too small for protein '" +
-                           p.molecule_name + "' placed at depth " + std::to_string(p.depth_nm) +
-                           " nm (it spans z " + std::to_string(zmin) + " to " +
-                           std::to_string(zmax) + " nm)");
+        problems.push_back("box: z edge " + std::to_string(lz) + " nm is too small for protein '"
+                           + p.molecule_name + "' placed at depth " + std::to_string(p.depth_nm)
+                           + " nm (it spans z " + std::to_string(zmin) + " to "
+                           + std::to_string(zmax) + " nm)");
     }
   }
   if (!problems.empty())
@@ -434,8 +465,8 @@ built_membrane build_membrane(const membrane_recipe& r,
   out.membrane_mid_z_nm = mid_z;
   auto& atoms = out.coordinates.atoms;
   out.coordinates.title = "mummi membrane";
-  out.coordinates.box_nm = rectangular_box(static_cast<float>(lx), static_cast<float>(ly),
-                                           static_cast<float>(lz));
+  out.coordinates.box_nm
+    = rectangular_box(static_cast<float>(lx), static_cast<float>(ly), static_cast<float>(lz));
   std::int32_t residue = 0;
   if (r.protein) {
     const auto& p = *r.protein;
@@ -465,14 +496,17 @@ built_membrane build_membrane(const membrane_recipe& r,
         sites.push_back(c);
     random.shuffle(sites);
     const int remove = upper ? std::max(r.asymmetry, 0) : std::max(-r.asymmetry, 0);
-    const auto removed = std::min<std::size_t>(static_cast<std::size_t>(remove), sites.size());
-    sites.resize(sites.size() - removed);
+    if (static_cast<std::size_t>(remove) >= sites.size())
+      throw recipe_error({"asymmetry " + std::to_string(r.asymmetry)
+                          + " removes every free site of the " + (upper ? "upper" : "lower")
+                          + " leaflet"});
+    sites.resize(sites.size() - static_cast<std::size_t>(remove));
     auto counts = species_counts(lr, sites.size());
     std::size_t wanted = std::accumulate(counts.begin(), counts.end(), std::size_t{0});
     if (wanted > sites.size())
-      throw recipe_error({std::string(upper ? "upper" : "lower") + " leaflet: " +
-                          std::to_string(wanted) + " lipids asked for but only " +
-                          std::to_string(sites.size()) + " sites are free"});
+      throw recipe_error({std::string(upper ? "upper" : "lower")
+                          + " leaflet: " + std::to_string(wanted) + " lipids asked for but only "
+                          + std::to_string(sites.size()) + " sites are free"});
     std::size_t next = 0;
     for (std::size_t s = 0; s < lr.lipids.size(); ++s) {
       const auto& t = *by_name.at(lr.lipids[s].lipid);
@@ -494,10 +528,10 @@ built_membrane build_membrane(const membrane_recipe& r,
           double z = mid_z + (upper ? o[2] : -o[2]);
           x -= lx * std::floor(x / lx);
           y -= ly * std::floor(y / ly);
-          atoms.push_back({residue, t.name, t.bead_names[b],
-                           vec3{static_cast<float>(x), static_cast<float>(y),
-                                static_cast<float>(z)},
-                           std::nullopt});
+          atoms.push_back(
+            {residue, t.name, t.bead_names[b],
+             vec3{static_cast<float>(x), static_cast<float>(y), static_cast<float>(z)},
+             std::nullopt});
         }
       }
     }
@@ -520,8 +554,8 @@ built_membrane build_membrane(const membrane_recipe& r,
   std::vector<std::vector<std::uint32_t>> cells(ncx * ncy * ncz);
   for (std::size_t i = 0; i < atoms.size(); ++i) {
     const auto& p = atoms[i].position_nm;
-    cells[(cell_index(p[2], lz, ncz) * ncy + cell_index(p[1], ly, ncy)) * ncx +
-          cell_index(p[0], lx, ncx)]
+    cells[(cell_index(p[2], lz, ncz) * ncy + cell_index(p[1], ly, ncy)) * ncx
+          + cell_index(p[0], lx, ncx)]
       .push_back(static_cast<std::uint32_t>(i));
   }
   auto near_solute = [&](double x, double y, double z) {
@@ -535,8 +569,8 @@ built_membrane build_membrane(const membrane_recipe& r,
             auto m = static_cast<long long>(n);
             return static_cast<std::size_t>(((i % m) + m) % m);
           };
-          for (auto j : cells[(wrap(iz + dz, ncz) * ncy + wrap(iy + dy, ncy)) * ncx +
-                              wrap(ix + dx, ncx)]) {
+          for (auto j :
+               cells[(wrap(iz + dz, ncz) * ncy + wrap(iy + dy, ncy)) * ncx + wrap(ix + dx, ncx)]) {
             const auto& p = atoms[j].position_nm;
             double ddx = periodic_delta(p[0] - x, lx), ddy = periodic_delta(p[1] - y, ly),
                    ddz = periodic_delta(p[2] - z, lz);
@@ -573,17 +607,18 @@ built_membrane build_membrane(const membrane_recipe& r,
   const double q_exact = out.solute_charge;
   const auto q = static_cast<long long>(std::llround(q_exact));
   if (std::abs(q_exact - static_cast<double>(q)) > 1e-3)
-    throw recipe_error({"net charge of protein and lipids is " + std::to_string(q_exact) +
-                        ", not a whole number: check the lipid templates' charges"});
-  const double waters = static_cast<double>(r.waters_per_bead) * static_cast<double>(solvent.size());
+    throw recipe_error({"net charge of protein and lipids is " + std::to_string(q_exact)
+                        + ", not a whole number: check the lipid templates' charges"});
+  const double waters
+    = static_cast<double>(r.waters_per_bead) * static_cast<double>(solvent.size());
   const long long salt_term = static_cast<long long>(
     0.5 + 0.5 * (r.salt_molar * waters / (27.7 + r.salt_molar) + static_cast<double>(q)));
   const long long n_anion = std::max({0LL, q, salt_term});
   const long long n_cation = n_anion - q;
   if (static_cast<std::size_t>(n_anion + n_cation) > solvent.size())
-    throw recipe_error({"box: only " + std::to_string(solvent.size()) +
-                        " solvent beads fit, too few for " + std::to_string(n_cation + n_anion) +
-                        " ions"});
+    throw recipe_error({"box: only " + std::to_string(solvent.size())
+                        + " solvent beads fit, too few for " + std::to_string(n_cation + n_anion)
+                        + " ions"});
   std::vector<std::size_t> order(solvent.size());
   std::iota(order.begin(), order.end(), 0);
   random.shuffle(order);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -136,7 +137,11 @@ std::vector<std::string> listed_molecule_types(const fs::path& top) {
     if (first.front() == '[') {
       auto open = line.find('['), close = line.find(']');
       section = close == std::string::npos ? "" : line.substr(open + 1, close - open - 1);
-      section.erase(std::remove_if(section.begin(), section.end(), ::isspace), section.end());
+      section.erase(std::remove_if(section.begin(), section.end(),
+                                   [](unsigned char ch) {
+                                     return std::isspace(ch) != 0;
+                                   }),
+                    section.end());
       continue;
     }
     if (section == "molecules" && first.front() != '#'

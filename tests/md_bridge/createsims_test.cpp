@@ -130,6 +130,18 @@ TEST_F(createsims_test, bad_system_inputs_name_the_problem) {
       << e.what();
   }
 
+  // A solvent name no file defines is found before any GROMACS run.
+  spec = md::demo_system(demo_dir);
+  spec.recipe.solvent = "PW";
+  try {
+    md::run_createsims(spec, md::default_protocol(), protein, dir_, 1, md::gmx_config{},
+                       two_threads());
+    FAIL();
+  } catch (const md::recipe_error& e) {
+    EXPECT_TRUE(contains(e.what(), "molecule 'PW' (solvent or ion) is defined in none"))
+      << e.what();
+  }
+
   // A recipe naming a lipid no file defines.
   spec = md::demo_system(demo_dir);
   spec.recipe.upper.lipids = {{"POPC", 1.0}};

@@ -33,7 +33,9 @@ md::protein_placement small_protein(double x, double y) {
     for (int j = 0; j < 4; ++j)
       for (int i = 0; i < 4; ++i)
         p.coordinates.atoms.push_back(
-          {2, "DOM", "BB",
+          {2,
+           "DOM",
+           "BB",
            {0.47f * static_cast<float>(i), 0.47f * static_cast<float>(j),
             2.0f + 0.47f * static_cast<float>(k)},
            {}});
@@ -110,7 +112,8 @@ census check_invariants(const md::membrane_recipe& r, const md::built_membrane& 
 }
 
 /// Each leaflet holds its target composition within one lipid.
-void check_composition(const md::leaflet_recipe& want, const std::map<std::string, std::size_t>& got,
+void check_composition(const md::leaflet_recipe& want,
+                       const std::map<std::string, std::size_t>& got,
                        const std::vector<md::molecule_block>& reported) {
   std::size_t total = 0;
   for (const auto& [name, n] : got)
@@ -155,9 +158,9 @@ TEST(membrane_builder, templates_follow_the_insane_form) {
   EXPECT_FLOAT_EQ(t[0].offsets_nm[11][2], 0.15f);
   EXPECT_NE(t[0].offsets_nm[7][0], t[0].offsets_nm[11][0]);
   EXPECT_DOUBLE_EQ(t[1].charge, -1.0);
-  EXPECT_THROW(md::make_lipid_template(md::parse_insane_form("alname=X, altail=CC", "f", 1),
-                                       {"A", "B", "C"}),
-               md::recipe_error);
+  EXPECT_THROW(
+    md::make_lipid_template(md::parse_insane_form("alname=X, altail=CC", "f", 1), {"A", "B", "C"}),
+    md::recipe_error);
 }
 
 TEST(membrane_builder, malformed_forms_name_file_and_line) {
@@ -303,6 +306,42 @@ TEST(membrane_builder, bad_recipes_list_every_problem) {
     FAIL();
   } catch (const md::recipe_error& e) {
     EXPECT_NE(std::string(e.what()).find("500 lipids asked for"), std::string::npos) << e.what();
+  }
+  auto huge = asymmetric_recipe();
+  huge.upper.exact_counts = true;
+  huge.upper.lipids = {{"DPC", 1e20}, {"DST", 1e20}};
+  try {
+    md::build_membrane(huge, templates);
+    FAIL();
+  } catch (const md::recipe_error& e) {
+    EXPECT_NE(std::string(e.what()).find("beyond any membrane"), std::string::npos) << e.what();
+  }
+  auto emptied = asymmetric_recipe();
+  emptied.asymmetry = -1000;
+  try {
+    md::build_membrane(emptied, templates);
+    FAIL();
+  } catch (const md::recipe_error& e) {
+    EXPECT_NE(std::string(e.what()).find("removes every site"), std::string::npos) << e.what();
+  }
+  auto twice = templates;
+  twice.push_back(templates[0]);
+  try {
+    md::build_membrane(asymmetric_recipe(), twice);
+    FAIL();
+  } catch (const md::recipe_error& e) {
+    EXPECT_NE(std::string(e.what()).find("lipid 'DPC' has two templates"), std::string::npos)
+      << e.what();
+  }
+  auto wide = asymmetric_recipe();
+  wide.protein = small_protein(1, 1);
+  wide.box_x_nm = 2.5;
+  try {
+    md::build_membrane(wide, templates);
+    FAIL();
+  } catch (const md::recipe_error& e) {
+    EXPECT_NE(std::string(e.what()).find("would meet its periodic image"), std::string::npos)
+      << e.what();
   }
   auto tall = asymmetric_recipe();
   tall.protein = small_protein(1, 1);

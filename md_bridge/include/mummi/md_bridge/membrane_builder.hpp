@@ -120,8 +120,6 @@ struct membrane_recipe {
   /// No solvent closer than this to a lipid or protein bead.
   double solvent_clearance_nm = 0.35;
   double kick_nm = 0.1;
-  double bead_spacing_nm = 0.3;
-  double leaflet_gap = 1.0;
   std::uint64_t seed = 1;
 };
 
