@@ -1,8 +1,10 @@
 #include "mummi/md_bridge/createsims.hpp"
 
+#include "periodic.hpp"
+#include "text_file.hpp"
+
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -117,12 +119,7 @@ public:
 
 private:
   std::size_t cell(double x, double y) const {
-    auto wrap = [this](double v, double l) {
-      auto i = static_cast<long long>(std::floor(v / l * static_cast<double>(n_)));
-      auto m = static_cast<long long>(n_);
-      return static_cast<std::size_t>(((i % m) + m) % m);
-    };
-    return wrap(y, ly_) * n_ + wrap(x, lx_);
+    return detail::periodic_cell(y, ly_, n_) * n_ + detail::periodic_cell(x, lx_, n_);
   }
   double lx_, ly_;
   std::size_t n_ = 1;
@@ -334,12 +331,13 @@ system_spec demo_system(const fs::path& data_dir) {
 }
 
 std::map<std::string, double> read_md_averages(const fs::path& log) {
-  std::ifstream in(log);
-  if (!in)
-    throw io_error(log, 0, "cannot open the mdrun log");
+  const auto text = detail::read_text_file(log);
   std::vector<std::string> lines;
-  for (std::string l; std::getline(in, l);)
-    lines.push_back(std::move(l));
+  for (std::size_t at = 0; at < text.size();) {
+    const auto end = std::min(text.find('\n', at), text.size());
+    lines.emplace_back(text, at, end - at);
+    at = end + 1;
+  }
   std::size_t at = lines.size();
   for (std::size_t i = 0; i < lines.size(); ++i)
     if (lines[i].find("A V E R A G E S") != std::string::npos)

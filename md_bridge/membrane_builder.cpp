@@ -1,5 +1,8 @@
 #include "mummi/md_bridge/membrane_builder.hpp"
 
+#include "periodic.hpp"
+#include "text_file.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -23,20 +26,16 @@ std::string join_lines(const std::vector<std::string>& problems) {
   return s;
 }
 
+using detail::periodic_cell;
+using detail::periodic_delta;
+
 std::string trim(std::string_view s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos)
-    return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
+  return std::string(detail::trim(s));
 }
 
 std::vector<std::string> split_words(std::string_view s) {
-  std::vector<std::string> out;
-  std::istringstream in{std::string(s)};
-  for (std::string w; in >> w;)
-    out.push_back(w);
-  return out;
+  const auto fields = detail::split_fields(s);
+  return {fields.begin(), fields.end()};
 }
 
 /// A small deterministic generator (splitmix64): the same seed gives the same system with
@@ -99,10 +98,6 @@ std::vector<std::string> made_up_names(const insane_form& f) {
   return names;
 }
 
-double periodic_delta(double d, double l) {
-  return d - l * std::round(d / l);
-}
-
 /// Lipid lattice of one leaflet: n_x x n_y cells, one site per cell.
 struct lattice {
   std::size_t nx = 0;
@@ -110,13 +105,8 @@ struct lattice {
   double cx = 0; ///< cell size, nm
   double cy = 0;
   std::size_t cell_of(double x, double y) const {
-    auto wrap = [](double v, double l, std::size_t n) {
-      auto i = static_cast<long long>(std::floor(v / l * static_cast<double>(n)));
-      auto m = static_cast<long long>(n);
-      return static_cast<std::size_t>(((i % m) + m) % m);
-    };
-    return wrap(y, cy * static_cast<double>(ny), ny) * nx
-      + wrap(x, cx * static_cast<double>(nx), nx);
+    return periodic_cell(y, cy * static_cast<double>(ny), ny) * nx
+      + periodic_cell(x, cx * static_cast<double>(nx), nx);
   }
   double site_x(std::size_t c) const {
     return (static_cast<double>(c % nx) + 0.5) * cx;
@@ -546,31 +536,23 @@ built_membrane build_membrane(const membrane_recipe& r,
   const auto ncx = std::max<std::size_t>(1, static_cast<std::size_t>(lx / std::max(clear, 0.1)));
   const auto ncy = std::max<std::size_t>(1, static_cast<std::size_t>(ly / std::max(clear, 0.1)));
   const auto ncz = std::max<std::size_t>(1, static_cast<std::size_t>(lz / std::max(clear, 0.1)));
-  auto cell_index = [&](double v, double l, std::size_t n) {
-    auto i = static_cast<long long>(std::floor(v / l * static_cast<double>(n)));
-    auto m = static_cast<long long>(n);
-    return static_cast<std::size_t>(((i % m) + m) % m);
-  };
   std::vector<std::vector<std::uint32_t>> cells(ncx * ncy * ncz);
   for (std::size_t i = 0; i < atoms.size(); ++i) {
     const auto& p = atoms[i].position_nm;
-    cells[(cell_index(p[2], lz, ncz) * ncy + cell_index(p[1], ly, ncy)) * ncx
-          + cell_index(p[0], lx, ncx)]
+    cells[(periodic_cell(p[2], lz, ncz) * ncy + periodic_cell(p[1], ly, ncy)) * ncx
+          + periodic_cell(p[0], lx, ncx)]
       .push_back(static_cast<std::uint32_t>(i));
   }
   auto near_solute = [&](double x, double y, double z) {
-    const auto ix = static_cast<long long>(cell_index(x, lx, ncx));
-    const auto iy = static_cast<long long>(cell_index(y, ly, ncy));
-    const auto iz = static_cast<long long>(cell_index(z, lz, ncz));
+    const auto ix = static_cast<long long>(periodic_cell(x, lx, ncx));
+    const auto iy = static_cast<long long>(periodic_cell(y, ly, ncy));
+    const auto iz = static_cast<long long>(periodic_cell(z, lz, ncz));
     for (long long dz = -1; dz <= 1; ++dz)
       for (long long dy = -1; dy <= 1; ++dy)
         for (long long dx = -1; dx <= 1; ++dx) {
-          auto wrap = [](long long i, std::size_t n) {
-            auto m = static_cast<long long>(n);
-            return static_cast<std::size_t>(((i % m) + m) % m);
-          };
-          for (auto j :
-               cells[(wrap(iz + dz, ncz) * ncy + wrap(iy + dy, ncy)) * ncx + wrap(ix + dx, ncx)]) {
+          using detail::wrap_index;
+          for (auto j : cells[(wrap_index(iz + dz, ncz) * ncy + wrap_index(iy + dy, ncy)) * ncx
+                              + wrap_index(ix + dx, ncx)]) {
             const auto& p = atoms[j].position_nm;
             double ddx = periodic_delta(p[0] - x, lx), ddy = periodic_delta(p[1] - y, ly),
                    ddz = periodic_delta(p[2] - z, lz);
