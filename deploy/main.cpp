@@ -15,6 +15,8 @@
 #include <stdlib.h>
 
 #include "config.hpp"
+#include "demo_data.hpp"
+#include "train.hpp"
 #include "mummi/actors/node_agent.hpp"
 #include "mummi/actors/node_registry.hpp"
 #include "mummi/coupling/child_process.hpp"
@@ -375,6 +377,12 @@ int main(int argc, char** argv) {
   validate->add_option("--timeout-s", vo.timeout_s, "Wall-clock limit per structure");
   validate->add_option("--gmx", vo.gmx, "GROMACS binary (default: the config's, or gmx)");
 
+  mummi::deploy::demo_data_options dd;
+  auto* demo_data = mummi::deploy::add_demo_data_command(app, dd);
+
+  mummi::deploy::train_options to;
+  auto* train = mummi::deploy::add_train_command(app, to);
+
   std::string head;
   unsigned heartbeat_ms = 500;
   unsigned grace_s = 60;
@@ -409,6 +417,10 @@ int main(int argc, char** argv) {
       return run_createsims(cs);
     if (validate->parsed())
       return run_validate(vo);
+    if (demo_data->parsed())
+      return mummi::deploy::run_demo_data(dd, data_dir());
+    if (train->parsed())
+      return mummi::deploy::run_train(to);
     if (node->parsed()) {
       node_cfg.head_grace = std::chrono::seconds{grace_s};
       return run_node(head, node_cfg, heartbeat_ms);
