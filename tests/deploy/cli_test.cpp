@@ -14,6 +14,7 @@
 #include "../support/md_files.hpp"
 #include "mummi/actors/node_registry.hpp"
 #include "mummi/coupling/child_process.hpp"
+#include "mummi/coupling/frame_store.hpp"
 #include "mummi/coupling/gateway.hpp"
 
 namespace cpl = mummi::coupling;
@@ -25,16 +26,23 @@ namespace {
 struct result {
   int status = -1;
   std::string out;
+  std::string err; ///< when run_mummi was given a file for stderr
 };
 
-result run_mummi(std::vector<std::string> args, std::chrono::seconds timeout = 60s) {
+/// Runs mummi with its stdout piped (and its stderr written to `err_file`, when given).
+result run_mummi(std::vector<std::string> args, std::chrono::seconds timeout = 60s,
+                 const std::filesystem::path& err_file = {}) {
   args.insert(args.begin(), MUMMI_PATH);
-  cpl::child_process p(std::move(args), {.stdout_pipe = true});
+  cpl::spawn_options o;
+  o.stderr_file = err_file;
+  cpl::child_process p(std::move(args), {.stdout_pipe = true}, o);
   result r;
   while (auto line = p.read_line(timeout))
     r.out += *line + "\n";
   if (auto st = p.wait_for(10s))
     r.status = WIFEXITED(*st) ? WEXITSTATUS(*st) : 128 + WTERMSIG(*st);
+  if (!err_file.empty())
+    r.err = read_file(err_file);
   return r;
 }
 
@@ -199,4 +207,85 @@ TEST(cli, validate_accepts_the_demo_protein_and_rejects_an_overlap) {
   EXPECT_NE(r.out.find("validate: 1 of 2 accepted"), std::string::npos) << r.out;
   EXPECT_TRUE(std::filesystem::exists(dir / "valid" / "protein.gro"));
   EXPECT_FALSE(std::filesystem::exists(dir / "valid" / "broken.gro"));
+}
+
+TEST(cli, train_makes_round_0_then_fine_tunes_round_1) {
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
+  const std::string frames = MUMMI_DATA_DIR "/demo/frames.h5";
+  const auto err = dir / "stderr.txt";
+  const auto r0 = (dir / "round-0.ae").string();
+  auto a = run_mummi({"train", frames, "--out", r0, "--hidden", "64,32", "--latent", "8",
+                      "--epochs", "4", "--threads", "1"},
+                     120s, err);
+  EXPECT_EQ(a.status, 0) << a.out << a.err;
+  EXPECT_NE(a.out.find("1000 frames of 127 beads (state A 500, state B 500, unlabelled 0)"),
+            std::string::npos)
+    << a.out;
+  EXPECT_NE(a.out.find("round 0 written to " + r0), std::string::npos) << a.out;
+  // Not a terminal: plain progress lines on stderr.
+  EXPECT_NE(a.err.find("train: epoch 1/4 "), std::string::npos) << a.err;
+
+  const auto r1 = (dir / "round-1.ae").string();
+  auto b = run_mummi({"train", frames, "--from", r0, "--out", r1, "--epochs", "2", "--threads", "1"},
+                     120s, err);
+  EXPECT_EQ(b.status, 0) << b.out << b.err;
+  EXPECT_NE(b.out.find("round 1 written to " + r1), std::string::npos) << b.out;
+
+  // Never overwrites a round.
+  auto c = run_mummi({"train", frames, "--out", r0, "--epochs", "1"}, 60s, err);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find(r0 + ": already exists"), std::string::npos) << c.err;
+}
+
+TEST(cli, train_refuses_bad_frames_and_a_model_for_another_protein) {
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
+  const auto err = dir / "stderr.txt";
+  std::ofstream(dir / "text.h5") << "not a frame store\n";
+  auto a = run_mummi({"train", (dir / "text.h5").string(), "--out", (dir / "m.ae").string()}, 60s,
+                     err);
+  EXPECT_EQ(a.status, 1);
+  EXPECT_NE(a.err.find((dir / "text.h5").string() + ": "), std::string::npos) << a.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.ae"));
+
+  // Ten-bead frames fine-tuning the 127-bead demo model.
+  cpl::frame_store_options so;
+  so.atoms = 10;
+  cpl::frame_block block;
+  block.atoms = 10;
+  for (int f = 0; f < 8; ++f) {
+    for (int i = 0; i < 30; ++i)
+      block.positions_nm.push_back(static_cast<float>(f + i) * 0.1f);
+    block.meta.push_back({});
+  }
+  cpl::frame_store::create(dir / "ten.h5", so).append(block);
+  auto b = run_mummi({"train", (dir / "ten.h5").string(), "--from", MUMMI_DATA_DIR "/demo/model.ae",
+                      "--out", (dir / "m.ae").string()},
+                     60s, err);
+  EXPECT_EQ(b.status, 1);
+  EXPECT_NE(b.err.find("model.ae: made for 127 beads, but 10 are expected"), std::string::npos)
+    << b.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.ae"));
+}
+
+TEST(cli, demo_data_refuses_to_overwrite_and_bad_lengths_before_simulating) {
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
+  const auto err = dir / "stderr.txt";
+  std::filesystem::create_directories(dir / "out");
+  std::ofstream(dir / "out" / "model.ae") << "a model\n";
+  auto a = run_mummi({"demo-data", "--out", (dir / "out").string()}, 30s, err);
+  EXPECT_EQ(a.status, 1);
+  EXPECT_NE(a.err.find("model.ae exists: refusing to overwrite it"), std::string::npos) << a.err;
+  EXPECT_EQ(read_file(dir / "out" / "model.ae"), "a model\n");
+
+  auto b = run_mummi({"demo-data", "--out", (dir / "new").string(), "--ns-per-state", "0.1",
+                      "--discard-ps", "200"},
+                     30s, err);
+  EXPECT_EQ(b.status, 1);
+  EXPECT_NE(b.err.find("--discard-ps 200 is not shorter than --ns-per-state 0.1 ns"),
+            std::string::npos)
+    << b.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "new" / "work"));
 }
