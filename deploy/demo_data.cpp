@@ -181,7 +181,6 @@ int run_demo_data(const demo_data_options& o, const fs::path& data_dir) {
   t.arch.hidden = {256, 64};
   t.arch.latent = 32;
   t.training.seed = o.seed;
-  t.training.threads = o.threads;
   t.training.validation_fraction = 0.15;
   log->info("training the demo model ({} -> 256 -> 64 -> 32)", located.atoms * 3);
   const auto report

@@ -56,7 +56,7 @@ CLI::App* add_train_command(CLI::App& app, train_options& o) {
                   "Fraction of each state's frames held out (its last frames)")
     ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--seed", o.training.seed, "Seed of weights and minibatch order");
-  cmd->add_option("--threads", o.training.threads, "CPU threads (0: one per core)");
+  cmd->add_option("--threads", o.training.threads, "LibTorch CPU threads (0: automatic)");
   cmd->add_option("--device", o.device, "auto, cpu or cuda");
   return cmd;
 }

@@ -94,13 +94,11 @@ std::string join(const std::vector<std::string>& items) {
   return s;
 }
 
-torch::Tensor to_tensor(std::span<const float> values, std::vector<std::int64_t> shape) {
-  return torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat32).clone();
-}
-
+// One copy, from wherever `t` lives straight into the vector.
 std::vector<float> to_vector(const torch::Tensor& t) {
-  auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+  std::vector<float> v(static_cast<std::size_t>(t.numel()));
+  torch::from_blob(v.data(), t.sizes(), torch::kFloat32).copy_(t.detach());
+  return v;
 }
 
 named_tensor to_named(const torch::Tensor& t) {
@@ -126,10 +124,6 @@ torch::Device pick_device(device_kind kind) {
   return torch::kCPU;
 }
 
-void set_threads(std::size_t threads) {
-  const auto n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
-  torch::set_num_threads(static_cast<int>(n));
-}
 
 // Centres frames [F, B, 3] on their centroids.
 torch::Tensor centred(const torch::Tensor& x) {
@@ -162,6 +156,14 @@ bool cuda_available() {
   return torch::cuda::is_available();
 }
 
+std::size_t set_cpu_threads(std::size_t threads) {
+  auto n = threads;
+  if (n == 0)
+    n = at::hasMKL() ? std::max(1u, std::thread::hardware_concurrency()) : 1;
+  torch::set_num_threads(static_cast<int>(n));
+  return n;
+}
+
 std::string torch_version() {
   return TORCH_VERSION;
 }
@@ -177,6 +179,9 @@ struct autoencoder::impl {
   torch::Tensor std_dev;    // [B*3]
   torch::Tensor reference;  // [B, 3] centred alignment reference
   torch::Tensor origin;     // [3] where decoded structures are centred (nm)
+  // decode's output = network output * std_dev + out_shift (mean plus the tiled origin): one
+  // fused operation per call; refreshed by `to`, which every change of the statistics ends with.
+  torch::Tensor out_shift;
 
   // A TorchScript model (optional standardization buffers).
   std::optional<torch::jit::Module> script;
@@ -211,6 +216,11 @@ struct autoencoder::impl {
       reference = reference.to(d);
     if (origin.defined())
       origin = origin.to(d);
+    out_shift = torch::Tensor();
+    if (origin.defined())
+      out_shift = origin.repeat({beads()});
+    if (mean.defined())
+      out_shift = out_shift.defined() ? out_shift + mean : mean;
   }
 
   // Raw frames [F, B*3] (nm) -> centred/aligned frames [F, B*3] (nm).
@@ -260,6 +270,15 @@ struct autoencoder::impl {
       throw std::logic_error("the autoencoder is untrained: train it or load a trained model");
   }
 
+  // The caller's values on the model's device. Our own operations never write to their input,
+  // so on the CPU the caller's memory is used as it is; a TorchScript module gets a copy.
+  torch::Tensor as_tensor(std::span<const float> values, std::vector<std::int64_t> shape) const {
+    auto t = torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat32);
+    if (device.is_cpu())
+      return script ? t.clone() : t;
+    return t.to(device);
+  }
+
   torch::Tensor frames_tensor(std::span<const float> coords) const {
     const auto per = static_cast<std::size_t>(beads()) * 3;
     if (coords.empty() || coords.size() % per != 0)
@@ -267,7 +286,7 @@ struct autoencoder::impl {
                                   " values is not a whole number of frames of " +
                                   std::to_string(beads()) + " beads");
     auto frames = static_cast<std::int64_t>(coords.size() / per);
-    return to_tensor(coords, {frames, beads() * 3}).to(device);
+    return as_tensor(coords, {frames, beads() * 3});
   }
 
   model_contents contents() const {
@@ -350,6 +369,7 @@ std::unique_ptr<autoencoder::impl> autoencoder::impl::build(const architecture& 
   s->std_dev = torch::ones({b * 3});
   s->reference = torch::zeros({b, 3});
   s->origin = torch::zeros({3});
+  s->to(torch::kCPU);
   return s;
 }
 
@@ -517,12 +537,12 @@ std::vector<float> autoencoder::decode(std::span<const float> latent) const {
                                 "-dimensional points");
   torch::InferenceMode guard;
   auto points = static_cast<std::int64_t>(latent.size()) / l;
-  auto z = to_tensor(latent, {points, l}).to(impl_->device);
+  auto z = impl_->as_tensor(latent, {points, l});
   return to_vector(impl_->batched(z, [this](const torch::Tensor& part) {
-    auto x = impl_->destandardize(impl_->decode_std(part));
-    if (impl_->origin.defined())
-      x = (x.reshape({x.size(0), impl_->beads(), 3}) + impl_->origin).reshape(x.sizes());
-    return x;
+    auto x = impl_->decode_std(part);
+    if (impl_->std_dev.defined())
+      return torch::addcmul(impl_->out_shift, x, impl_->std_dev);
+    return impl_->out_shift.defined() ? x + impl_->out_shift : x;
   }));
 }
 
@@ -603,7 +623,7 @@ training_report autoencoder::train(const coupling::frame_block& frames,
   if (frames.positions_nm.size() != frames.frames() * frames.atoms * 3)
     throw std::invalid_argument("training frames: positions do not match the frame count");
   check_options(options, frames.frames());
-  set_threads(options.threads);
+  set_cpu_threads(options.threads);
   const auto device = pick_device(options.device);
   s.to(torch::kCPU);
 

@@ -5,7 +5,7 @@
 /// the pimpl in autoencoder.cpp.
 ///
 /// Thread-safety: one autoencoder may be used by one thread at a time; separate instances are
-/// independent. LibTorch's intra-op thread count is process-wide (`training_options::threads`).
+/// independent. LibTorch's intra-op thread count is process-wide (`set_cpu_threads`).
 
 #include <chrono>
 #include <cstddef>
@@ -32,6 +32,12 @@ enum class device_kind {
 /// True when this build of LibTorch can use a CUDA device here.
 bool cuda_available();
 
+/// Sets LibTorch's CPU intra-op thread count (process-wide) and returns it. 0: automatic:
+/// every core when LibTorch does matrix products itself (MKL), else 1. Debian's LibTorch hands
+/// matrix products to OpenBLAS, whose own threads already use every core; LibTorch's OpenMP
+/// threads spinning beside them made training 1.5-6x slower on two cores (docs/benchmarks.md).
+std::size_t set_cpu_threads(std::size_t threads);
+
 /// The version of the LibTorch this library was compiled against (e.g. "1.13.0").
 std::string torch_version();
 
@@ -54,7 +60,7 @@ struct training_options {
   std::size_t lr_patience = 10;
   double min_learning_rate = 1e-5;
   std::uint64_t seed = 1;
-  /// LibTorch intra-op threads (0: one per core). Process-wide.
+  /// LibTorch intra-op threads (0: automatic, see `set_cpu_threads`). Process-wide.
   std::size_t threads = 0;
   device_kind device = device_kind::automatic;
 };
