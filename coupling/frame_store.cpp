@@ -123,8 +123,10 @@ void write_string_attribute(const std::filesystem::path& path, hid_t object, con
   h5::check(H5Awrite(attr.get(), type.get(), value.c_str()), path, what);
 }
 
-/// Opens attribute `name` of `object` if it exists and holds one value; else records why not.
-h5::attribute open_scalar_attribute(hid_t object, const char* name,
+/// Opens attribute `name` of `object` if it exists, holds one value and is of class `wanted`
+/// (`wanted_name` in messages), setting `type` to its type; else records why not.
+h5::attribute open_scalar_attribute(hid_t object, const char* name, H5T_class_t wanted,
+                                    const char* wanted_name, h5::datatype& type,
                                     std::vector<std::string>& problems) {
   const auto where = std::string("/") + group_name + " attribute " + name;
   const auto exists = H5Aexists(object, name);
@@ -142,22 +144,23 @@ h5::attribute open_scalar_attribute(hid_t object, const char* name,
     problems.push_back(where + ": holds more or less than one value");
     return {};
   }
+  type = h5::datatype(H5Aget_type(attr.get()));
+  if (!type || H5Tget_class(type.get()) != wanted) {
+    problems.push_back(where + ": is " + (type ? describe_type(type.get()) : "unreadable")
+                       + ", expected " + wanted_name);
+    return {};
+  }
   return attr;
 }
 
 /// The value of an integer attribute, or nothing (with the problem recorded).
 bool read_int_attribute(hid_t object, const char* name, long long& value,
                         std::vector<std::string>& problems) {
-  auto attr = open_scalar_attribute(object, name, problems);
+  h5::datatype type;
+  auto attr = open_scalar_attribute(object, name, H5T_INTEGER, "an integer", type, problems);
   if (!attr)
     return false;
   const auto where = std::string("/") + group_name + " attribute " + name;
-  h5::datatype type(H5Aget_type(attr.get()));
-  if (!type || H5Tget_class(type.get()) != H5T_INTEGER) {
-    problems.push_back(where + ": is " + (type ? describe_type(type.get()) : "unreadable")
-                       + ", expected an integer");
-    return false;
-  }
   if (H5Aread(attr.get(), H5T_NATIVE_LLONG, &value) < 0) {
     problems.push_back(where + ": cannot be read");
     return false;
@@ -168,16 +171,11 @@ bool read_int_attribute(hid_t object, const char* name, long long& value,
 /// The value of a string attribute (fixed or variable length), or nothing (problem recorded).
 bool read_string_attribute(hid_t object, const char* name, std::string& value,
                            std::vector<std::string>& problems) {
-  auto attr = open_scalar_attribute(object, name, problems);
+  h5::datatype type;
+  auto attr = open_scalar_attribute(object, name, H5T_STRING, "a string", type, problems);
   if (!attr)
     return false;
   const auto where = std::string("/") + group_name + " attribute " + name;
-  h5::datatype type(H5Aget_type(attr.get()));
-  if (!type || H5Tget_class(type.get()) != H5T_STRING) {
-    problems.push_back(where + ": is " + (type ? describe_type(type.get()) : "unreadable")
-                       + ", expected a string");
-    return false;
-  }
   // HDF5 converts no string between character sets: read in the set the file uses.
   h5::datatype memory(H5Tcopy(H5T_C_S1));
   if (!memory || H5Tset_cset(memory.get(), H5Tget_cset(type.get())) < 0) {

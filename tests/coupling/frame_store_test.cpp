@@ -3,6 +3,7 @@
 // project's own tool) as an independent reader of what was written.
 
 #include "mummi/coupling/frame_store.hpp"
+#include "../support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -33,40 +34,9 @@ using mummi::coupling::frame_store;
 using mummi::coupling::frame_store_options;
 using mummi::coupling::read_frames;
 using mummi::coupling::store_error;
+using mummi::test::temp_dir;
 
 namespace {
-
-/// A fresh directory for one test, removed with its content at the end (kept when the test
-/// failed, for a look at the files).
-class scratch_dir {
-public:
-  scratch_dir() {
-    std::string name = "mummi-frame-store";
-    if (const auto* info = ::testing::UnitTest::GetInstance()->current_test_info())
-      name += std::string("-") + info->name();
-    for (auto& c : name)
-      if (c == '/')
-        c = '_';
-    auto pattern = (fs::temp_directory_path() / (name + "-XXXXXX")).string();
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  ~scratch_dir() {
-    if (::testing::Test::HasFailure())
-      return;
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  fs::path operator/(const std::string& name) const {
-    return path_ / name;
-  }
-
-private:
-  fs::path path_;
-};
 
 frame_store_options options(std::size_t atoms, std::size_t chunk_frames = 4, int deflate = 4,
                             std::string description = "test selection") {
@@ -146,19 +116,9 @@ frame_block slice(const frame_block& b, std::size_t first, std::size_t count) {
   return out;
 }
 
-/// Runs `f`, expecting a store_error for `path` whose message contains every one of `words`.
 void expect_store_error(const std::function<void()>& f, const fs::path& path,
                         const std::vector<std::string>& words) {
-  try {
-    f();
-    ADD_FAILURE() << "no store_error thrown for " << path;
-  } catch (const store_error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(e.path(), path) << what;
-    EXPECT_EQ(what.rfind(path.string() + ": ", 0), 0U) << what;
-    for (const auto& w : words)
-      EXPECT_NE(what.find(w), std::string::npos) << "missing '" << w << "' in: " << what;
-  }
+  mummi::test::expect_path_error<store_error>(f, path, words);
 }
 
 /// The standard output of a shell command; fails the test when it does not exit with 0.
@@ -304,7 +264,7 @@ void write_store(const fs::path& path, const frame_block& block, const frame_sto
 // -- round trips ----------------------------------------------------------------------------
 
 TEST(frame_store, round_trip_keeps_exact_bits) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   const auto block = random_block(7, 10, 1);
   {
@@ -328,7 +288,7 @@ TEST(frame_store, round_trip_keeps_exact_bits) {
 }
 
 TEST(frame_store, appends_in_batches_across_a_reopen) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   const auto all = random_block(5, 10, 2);
   {
@@ -349,7 +309,7 @@ TEST(frame_store, appends_in_batches_across_a_reopen) {
 class frame_store_deflate : public ::testing::TestWithParam<int> {};
 
 TEST_P(frame_store_deflate, reads_across_chunk_boundaries_and_clamps) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   const auto all = random_block(3, 10, 3);
   write_store(path, all, options(3, 4, GetParam()));
@@ -370,7 +330,7 @@ TEST_P(frame_store_deflate, reads_across_chunk_boundaries_and_clamps) {
 INSTANTIATE_TEST_SUITE_P(levels, frame_store_deflate, ::testing::Values(0, 1, 9));
 
 TEST(frame_store, deflate_shrinks_a_compressible_block) {
-  scratch_dir dir;
+  temp_dir dir;
   frame_block block;
   block.atoms = 500;
   for (std::size_t f = 0; f < 200; ++f) {
@@ -387,7 +347,7 @@ TEST(frame_store, deflate_shrinks_a_compressible_block) {
 }
 
 TEST(frame_store, h5dump_reads_what_was_written) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   frame_block block;
   block.atoms = 2;
@@ -451,7 +411,7 @@ TEST(frame_store, h5dump_reads_what_was_written) {
 }
 
 TEST(frame_store, reads_stores_made_by_other_writers) {
-  scratch_dir dir;
+  temp_dir dir;
   // Contiguous (not extendible) datasets and a variable-length description: readable,
   // just not appendable.
   auto layout = good_layout(3, 4);
@@ -481,7 +441,7 @@ TEST(frame_store, reads_stores_made_by_other_writers) {
 }
 
 TEST(frame_store, reads_several_stores_into_one_block) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto all = random_block(4, 9, 4);
   write_store(dir / "a.h5", slice(all, 0, 5), options(4));
   write_store(dir / "b.h5", slice(all, 5, 0), options(4));
@@ -519,7 +479,7 @@ TEST(frame_block, append_checks_atom_counts) {
 // -- lifetime -------------------------------------------------------------------------------
 
 TEST(frame_store, moved_from_store_is_safe) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   auto store = frame_store::create(path, options(2));
   store.append(random_block(2, 3, 10));
@@ -560,7 +520,7 @@ void crash_after(const std::function<void()>& write) {
 }
 
 TEST(frame_store, flushed_frames_survive_a_crashed_writer) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   const auto block = random_block(6, 9, 13);
   crash_after([&] {
@@ -603,7 +563,7 @@ TEST(frame_store, flushed_frames_survive_a_crashed_writer) {
 }
 
 TEST(frame_store, one_writer_per_file) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   write_store(path, random_block(2, 1, 14), options(2));
   {
@@ -653,7 +613,7 @@ TEST(frame_store, one_writer_per_file) {
 // -- create errors --------------------------------------------------------------------------
 
 TEST(frame_store, create_refuses_an_existing_file) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   std::ofstream(path) << "precious";
   expect_store_error(
@@ -676,7 +636,7 @@ TEST(frame_store, create_refuses_an_existing_file) {
 }
 
 TEST(frame_store, create_names_a_missing_parent_directory) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "no" / "such" / "a.h5";
   expect_store_error(
     [&] {
@@ -687,7 +647,7 @@ TEST(frame_store, create_names_a_missing_parent_directory) {
 }
 
 TEST(frame_store, create_reports_every_bad_option) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   auto o = options(0, 0, 12);
   expect_store_error(
@@ -713,7 +673,7 @@ TEST(frame_store, create_reports_every_bad_option) {
 // -- open errors ----------------------------------------------------------------------------
 
 TEST(frame_store, open_rejects_files_that_are_not_stores) {
-  scratch_dir dir;
+  temp_dir dir;
   expect_store_error(
     [&] {
       frame_store::open(dir / "missing.h5");
@@ -750,7 +710,7 @@ TEST(frame_store, open_rejects_files_that_are_not_stores) {
 }
 
 TEST(frame_store, open_rejects_damaged_stores) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto good = dir / "good.h5";
   write_store(good, random_block(50, 40, 16), options(50, 8, 1));
   const auto size = fs::file_size(good);
@@ -784,7 +744,7 @@ TEST(frame_store, open_rejects_damaged_stores) {
 }
 
 TEST(frame_store, open_reports_every_layout_problem_at_once) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "bad.h5";
   auto layout = good_layout(10, 4);
   dataset(layout, "positions").dims = {10, 12};
@@ -815,7 +775,7 @@ struct layout_case {
 class frame_store_layout : public ::testing::TestWithParam<layout_case> {};
 
 TEST_P(frame_store_layout, open_names_the_problem) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "bad.h5";
   auto layout = good_layout(10, 4);
   GetParam().damage(layout);
@@ -883,7 +843,7 @@ void expect_file_holds(const fs::path& path, const frame_block& want) {
 }
 
 TEST(frame_store, append_rejects_bad_blocks_and_writes_nothing) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto path = dir / "a.h5";
   const auto first = random_block(3, 5, 17);
   {

@@ -24,39 +24,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../support/temp_dir.hpp"
 #include "mummi/ml/model_file.hpp"
 
 namespace ml = mummi::ml;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using mummi::test::temp_dir;
 
 namespace {
 
-/// A fresh directory under the system temp directory, removed with its content at the end.
-class scratch_dir {
-public:
-  scratch_dir() {
-    auto pattern = (fs::temp_directory_path() / "mummi-model-file-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  ~scratch_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  fs::path operator/(const std::string& name) const {
-    return path_ / name;
-  }
-  const fs::path& path() const noexcept {
-    return path_;
-  }
-
-private:
-  fs::path path_;
-};
 
 std::string read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -143,23 +120,13 @@ ml::model_contents sample_contents(std::uint64_t seed = 1) {
   return c;
 }
 
-/// Runs `f`, expecting a model_error for `path` whose message contains every one of `words`.
 void expect_model_error(const std::function<void()>& f, const fs::path& path,
                         const std::vector<std::string>& words) {
-  try {
-    f();
-    ADD_FAILURE() << "no model_error thrown for " << path;
-  } catch (const ml::model_error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(e.path(), path) << what;
-    EXPECT_EQ(what.rfind(path.string() + ": ", 0), 0u) << what;
-    for (const auto& w : words)
-      EXPECT_NE(what.find(w), std::string::npos) << "'" << w << "' not in: " << what;
-  }
+  mummi::test::expect_path_error<ml::model_error>(f, path, words);
 }
 
 /// Expects reading `bytes` (written to a file) to fail with a message containing `words`.
-void expect_read_error(const scratch_dir& dir, const std::string& bytes,
+void expect_read_error(const temp_dir& dir, const std::string& bytes,
                        const std::vector<std::string>& words) {
   const auto p = dir / "bad.model";
   write_bytes(p, bytes);
@@ -178,7 +145,7 @@ json valid_header() {
   t.shape = {2, 3};
   t.values = {1, 2, 3, 4, 5, 6};
   c.tensors["w"] = t;
-  scratch_dir dir;
+  temp_dir dir;
   ml::write_model_file(dir / "m", c);
   const auto bytes = read_bytes(dir / "m");
   return json::parse(bytes.substr(16, le_value<std::uint32_t>(bytes, 12)));
@@ -189,7 +156,7 @@ const std::vector<float> six = {1, 2, 3, 4, 5, 6};
 // --- Round trips ----------------------------------------------------------------------------
 
 TEST(ModelFile, RoundTripIsBitExactAndRewritesIdenticalBytes) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto c = sample_contents();
   ml::write_model_file(dir / "a.model", c);
   const auto back = ml::read_model_file(dir / "a.model");
@@ -201,7 +168,7 @@ TEST(ModelFile, RoundTripIsBitExactAndRewritesIdenticalBytes) {
 }
 
 TEST(ModelFile, EveryActivationAndEmptyHiddenRoundTrip) {
-  scratch_dir dir;
+  temp_dir dir;
   for (const auto act : {ml::activation::relu, ml::activation::elu, ml::activation::tanh}) {
     auto c = sample_contents();
     c.meta.arch.act = act;
@@ -215,7 +182,7 @@ TEST(ModelFile, EveryActivationAndEmptyHiddenRoundTrip) {
 }
 
 TEST(ModelFile, DoublesRoundTripBitForBit) {
-  scratch_dir dir;
+  temp_dir dir;
   std::mt19937_64 rng(42);
   std::vector<double> values = {0.0,
                                 -0.0,
@@ -244,7 +211,7 @@ TEST(ModelFile, DoublesRoundTripBitForBit) {
 }
 
 TEST(ModelFile, NonFiniteRmsdRoundTrips) {
-  scratch_dir dir;
+  temp_dir dir;
   auto c = sample_contents();
   c.meta.validation_rmsd_nm = std::numeric_limits<double>::quiet_NaN();
   ml::write_model_file(dir / "m", c);
@@ -258,7 +225,7 @@ TEST(ModelFile, NonFiniteRmsdRoundTrips) {
 }
 
 TEST(ModelFile, PayloadBytesSurviveIncludingNaNsAndInfinities) {
-  scratch_dir dir;
+  temp_dir dir;
   ml::model_contents c;
   ml::named_tensor t;
   std::mt19937 rng(7);
@@ -277,7 +244,7 @@ TEST(ModelFile, PayloadBytesSurviveIncludingNaNsAndInfinities) {
 }
 
 TEST(ModelFile, LayoutIsAsDocumented) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto c = sample_contents();
   ml::write_model_file(dir / "m", c);
   const auto bytes = read_bytes(dir / "m");
@@ -322,7 +289,7 @@ TEST(ModelFile, LayoutIsAsDocumented) {
 
 TEST(ModelFile, UnknownHeaderFieldsAreIgnored) {
   // Fields are only ever appended within a format version; older readers skip them.
-  scratch_dir dir;
+  temp_dir dir;
   auto h = valid_header();
   h["future_field"] = {{"anything", 1}};
   h["architecture"]["future_knob"] = 3.5;
@@ -335,7 +302,7 @@ TEST(ModelFile, UnknownHeaderFieldsAreIgnored) {
 // --- Errors: foreign, missing and damaged files ---------------------------------------------
 
 TEST(ModelFile, MissingFileIsAnError) {
-  scratch_dir dir;
+  temp_dir dir;
   expect_model_error(
     [&] {
       ml::read_model_file(dir / "nope.model");
@@ -350,7 +317,7 @@ TEST(ModelFile, MissingFileIsAnError) {
 }
 
 TEST(ModelFile, ZipFileLooksLikeTorchScript) {
-  scratch_dir dir;
+  temp_dir dir;
   const std::string zip = std::string("PK\x03\x04\x14\x00\x00\x00", 8) + "archive/data.pkl";
   write_bytes(dir / "ts.pt", zip);
   EXPECT_TRUE(ml::looks_like_torchscript(dir / "ts.pt"));
@@ -364,20 +331,20 @@ TEST(ModelFile, ZipFileLooksLikeTorchScript) {
 }
 
 TEST(ModelFile, OtherFilesAreNotModelFiles) {
-  scratch_dir dir;
+  temp_dir dir;
   expect_read_error(dir, "hello, this is text and not a model", {"not a mummi model file"});
   expect_read_error(dir, "MUMMI-AF" + std::string(100, '\0'), {"not a mummi model file"});
 }
 
 TEST(ModelFile, NewerFormatIsRefused) {
-  scratch_dir dir;
+  temp_dir dir;
   expect_read_error(dir, forge(valid_header().dump(), six, 2),
                     {"written by a newer mummi: format 2, this build reads 1"});
   expect_read_error(dir, forge(valid_header().dump(), six, 0), {"format version 0"});
 }
 
 TEST(ModelFile, TruncationAtEveryLengthIsAnError) {
-  scratch_dir dir;
+  temp_dir dir;
   ml::write_model_file(dir / "m", sample_contents());
   const auto bytes = read_bytes(dir / "m");
   const auto p = dir / "cut.model";
@@ -399,7 +366,7 @@ TEST(ModelFile, TruncationAtEveryLengthIsAnError) {
 }
 
 TEST(ModelFile, EveryFlippedBitIsAnError) {
-  scratch_dir dir;
+  temp_dir dir;
   ml::model_contents c = sample_contents();
   c.tensors.erase("encoder.0.weight");
   c.tensors.erase("decoder.out.weight");
@@ -435,7 +402,7 @@ TEST(ModelFile, EveryFlippedBitIsAnError) {
 TEST(ModelFile, BitFlipInTheHeaderSaysCorrupt) {
   // A flip that keeps the header valid JSON and valid fields ("round": 7 -> 6 or 5 ...) is
   // caught by the checksum; one that breaks a field name also mentions the checksum.
-  scratch_dir dir;
+  temp_dir dir;
   ml::write_model_file(dir / "m", sample_contents());
   const auto bytes = read_bytes(dir / "m");
   auto b = bytes;
@@ -449,7 +416,7 @@ TEST(ModelFile, BitFlipInTheHeaderSaysCorrupt) {
 }
 
 TEST(ModelFile, TrailingBytesAreAnError) {
-  scratch_dir dir;
+  temp_dir dir;
   ml::write_model_file(dir / "m", sample_contents());
   const auto bytes = read_bytes(dir / "m");
   expect_read_error(dir, bytes + "x", {"trailing garbage: 1 bytes after the checksum"});
@@ -461,7 +428,7 @@ TEST(ModelFile, TrailingBytesAreAnError) {
 }
 
 TEST(ModelFile, UnreasonableHeaderLengthIsRefused) {
-  scratch_dir dir;
+  temp_dir dir;
   auto b = forge(valid_header().dump(), six);
   const auto huge = le_bytes(std::uint32_t{0xfffffff0});
   b.replace(12, 4, huge);
@@ -471,7 +438,7 @@ TEST(ModelFile, UnreasonableHeaderLengthIsRefused) {
 // --- Errors: bad headers --------------------------------------------------------------------
 
 TEST(ModelFile, MalformedJsonNamesTheParseError) {
-  scratch_dir dir;
+  temp_dir dir;
   expect_read_error(dir, forge("{\"round\": 7,", six), {"malformed header", "parse error"});
   expect_read_error(dir, forge("", {}), {"malformed header"});
   expect_read_error(dir, forge("[1, 2]", {}), {"malformed header: a JSON array, not an object"});
@@ -480,7 +447,7 @@ TEST(ModelFile, MalformedJsonNamesTheParseError) {
 }
 
 TEST(ModelFile, DeeplyNestedHeaderDoesNotCrash) {
-  scratch_dir dir;
+  temp_dir dir;
   const std::size_t depth = 200000;
   expect_read_error(dir, forge(std::string(depth, '[') + std::string(depth, ']'), {}),
                     {"malformed header"});
@@ -488,7 +455,7 @@ TEST(ModelFile, DeeplyNestedHeaderDoesNotCrash) {
 }
 
 TEST(ModelFile, MissingFieldsAreNamedAllAtOnce) {
-  scratch_dir dir;
+  temp_dir dir;
   auto h = valid_header();
   h.erase("round");
   h.erase("created_by");
@@ -507,7 +474,7 @@ TEST(ModelFile, MissingFieldsAreNamedAllAtOnce) {
 }
 
 TEST(ModelFile, MistypedFieldsAreNamedAllAtOnce) {
-  scratch_dir dir;
+  temp_dir dir;
   auto h = valid_header();
   h["round"] = "seven";
   h["training_frames"] = -1;
@@ -537,7 +504,7 @@ TEST(ModelFile, MistypedFieldsAreNamedAllAtOnce) {
 }
 
 TEST(ModelFile, ManyProblemsGiveAShortMessage) {
-  scratch_dir dir;
+  temp_dir dir;
   auto h = valid_header();
   h["tensors"] = json::array();
   for (int i = 0; i < 100000; ++i)
@@ -566,14 +533,14 @@ json two_tensor_header() {
 
 TEST(ModelFile, TwoTensorForgeryIsValid) {
   // The baseline the table tests break one thing of.
-  scratch_dir dir;
+  temp_dir dir;
   write_bytes(dir / "m", forge(two_tensor_header().dump(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
   const auto c = ml::read_model_file(dir / "m");
   EXPECT_EQ(c.tensors.at("b").values, (std::vector<float>{7, 8, 9, 10}));
 }
 
 TEST(ModelFile, CountMustBeTheProductOfTheShape) {
-  scratch_dir dir;
+  temp_dir dir;
   auto h = two_tensor_header();
   h["tensors"][1]["count"] = 5;
   expect_read_error(dir, forge(h.dump(), std::vector<float>(11)),
@@ -581,7 +548,7 @@ TEST(ModelFile, CountMustBeTheProductOfTheShape) {
 }
 
 TEST(ModelFile, NegativeOrHugeDimensionsAreRefused) {
-  scratch_dir dir;
+  temp_dir dir;
   auto h = two_tensor_header();
   h["tensors"][1]["shape"] = {-2, -2};
   expect_read_error(dir, forge(h.dump(), std::vector<float>(10)),
@@ -596,7 +563,7 @@ TEST(ModelFile, NegativeOrHugeDimensionsAreRefused) {
 }
 
 TEST(ModelFile, OverlapsGapsAndDuplicatesAreRefused) {
-  scratch_dir dir;
+  temp_dir dir;
   const std::vector<float> ten(10);
   auto h = two_tensor_header();
   h["tensors"][1]["offset"] = 4;
@@ -614,7 +581,7 @@ TEST(ModelFile, OverlapsGapsAndDuplicatesAreRefused) {
 }
 
 TEST(ModelFile, HugeCountsAreTruncationNotAllocation) {
-  scratch_dir dir;
+  temp_dir dir;
   auto h = two_tensor_header();
   h["tensors"][1]["shape"] = {1ULL << 30, 1ULL << 30};
   h["tensors"][1]["count"] = 1ULL << 60;
@@ -636,7 +603,7 @@ TEST(ModelFile, HugeCountsAreTruncationNotAllocation) {
 // --- Writing --------------------------------------------------------------------------------
 
 TEST(ModelFile, WriteReplacesAWholeFileAndLeavesNoTemporary) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto p = dir / "round-3.model";
   write_bytes(p, std::string(1 << 20, 'x')); // longer than the model
   auto c = sample_contents();
@@ -652,7 +619,7 @@ TEST(ModelFile, WriteReplacesAWholeFileAndLeavesNoTemporary) {
 }
 
 TEST(ModelFile, WriteErrorsNameThePathAndLeaveNothingBehind) {
-  scratch_dir dir;
+  temp_dir dir;
   const auto nowhere = dir / "no-such-dir" / "m.model";
   expect_model_error(
     [&] {
