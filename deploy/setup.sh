@@ -12,7 +12,7 @@ packages=(
   libcaf-dev libzmq3-dev cppzmq-dev capnproto libcapnp-dev libhdf5-dev hdf5-tools
   libtorch-dev libopenblas0-pthread gromacs libgromacs-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev libfaiss-dev
-  libnanoflann-dev librabbitmq-dev
+  libnanoflann-dev librabbitmq-dev libblas-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev libclang-rt-14-dev
   slurm-wlm munge rabbitmq-server iproute2 chromium tini shellcheck procps
