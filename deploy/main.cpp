@@ -16,6 +16,7 @@
 
 #include "config.hpp"
 #include "demo_data.hpp"
+#include "sample.hpp"
 #include "train.hpp"
 #include "mummi/actors/node_agent.hpp"
 #include "mummi/actors/node_registry.hpp"
@@ -383,6 +384,9 @@ int main(int argc, char** argv) {
   mummi::deploy::train_options to;
   auto* train = mummi::deploy::add_train_command(app, to);
 
+  mummi::deploy::sample_options so;
+  auto* sample = mummi::deploy::add_sample_command(app, so);
+
   std::string head;
   unsigned heartbeat_ms = 500;
   unsigned grace_s = 60;
@@ -421,6 +425,8 @@ int main(int argc, char** argv) {
       return mummi::deploy::run_demo_data(dd, data_dir());
     if (train->parsed())
       return mummi::deploy::run_train(to);
+    if (sample->parsed())
+      return mummi::deploy::run_sample(so, data_dir());
     if (node->parsed()) {
       node_cfg.head_grace = std::chrono::seconds{grace_s};
       return run_node(head, node_cfg, heartbeat_ms);

@@ -817,6 +817,27 @@ autoencoder autoencoder::fine_tune(const coupling::frame_block& frames,
   return next;
 }
 
+state_ensembles encode_states(const autoencoder& model, const coupling::frame_block& frames) {
+  std::vector<float> a, b;
+  for (std::size_t i = 0; i < frames.frames(); ++i) {
+    auto* to = frames.meta[i].label == coupling::state_a   ? &a
+               : frames.meta[i].label == coupling::state_b ? &b
+                                                           : nullptr;
+    if (to != nullptr)
+      to->insert(to->end(), frames.frame(i).begin(), frames.frame(i).end());
+  }
+  if (a.empty() || b.empty())
+    throw std::invalid_argument("the frames hold no state-" + std::string(a.empty() ? "A" : "B") +
+                                " frame (label " +
+                                std::to_string(a.empty() ? coupling::state_a : coupling::state_b) +
+                                ")");
+  state_ensembles s;
+  s.a.dims = s.b.dims = model.latent_size();
+  s.a.values = model.encode(a);
+  s.b.values = model.encode(b);
+  return s;
+}
+
 double rmsd_nm(std::span<const float> a, std::span<const float> b, std::size_t beads) {
   if (a.size() != b.size() || beads == 0 || a.size() % (beads * 3) != 0)
     throw std::invalid_argument("rmsd_nm: coordinate sets of different or partial sizes");

@@ -20,6 +20,7 @@
 
 #include "mummi/coupling/frame_store.hpp"
 #include "mummi/ml/model_file.hpp"
+#include "mummi/ml/sampler.hpp"
 
 namespace mummi::ml {
 
@@ -147,6 +148,11 @@ private:
   explicit autoencoder(std::unique_ptr<impl> state);
   std::unique_ptr<impl> impl_;
 };
+
+/// The encodings of the state-A and state-B frames of `frames` (labels coupling::state_a and
+/// state_b; other frames are left out): what the samplers work between. Throws
+/// std::invalid_argument when either state has no frame.
+state_ensembles encode_states(const autoencoder& model, const coupling::frame_block& frames);
 
 /// RMSD (nm) between two coordinate sets of the same size (frames * beads * 3), per frame
 /// averaged over frames.
