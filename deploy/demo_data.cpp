@@ -63,7 +63,7 @@ CLI::App* add_demo_data_command(CLI::App& app, demo_data_options& o) {
   cmd->add_option("--out", o.out,
                   "Directory of frames.h5 and model.ae (created; neither may exist yet)")
     ->required();
-  cmd->add_option("--work", o.work, "Directory of the simulations (default: OUT/work)");
+  cmd->add_option("--work", o.work, "Directory of the simulations (default: OUT/simulations)");
   cmd->add_option("--ns-per-state", o.ns_per_state, "Run length of each state (ns)")
     ->capture_default_str()
     ->check(CLI::PositiveNumber);
@@ -85,7 +85,7 @@ int run_demo_data(const demo_data_options& o, const fs::path& data_dir) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto store_path = o.out / "frames.h5";
   const auto model_path = o.out / "model.ae";
-  const auto work = o.work.empty() ? o.out / "work" : o.work;
+  const auto work = o.work.empty() ? o.out / "simulations" : o.work;
   for (const auto& p : {store_path, model_path})
     if (fs::exists(p))
       throw std::invalid_argument(p.string()

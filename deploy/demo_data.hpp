@@ -15,7 +15,7 @@ namespace mummi::deploy {
 
 struct demo_data_options {
   std::filesystem::path out;  ///< frames.h5 and model.ae go here (neither is ever replaced)
-  std::filesystem::path work; ///< the simulations' folders (default: out/work)
+  std::filesystem::path work; ///< the simulations' folders (default: out/simulations)
   double ns_per_state = 2.5; ///< run length of each ensemble (ns)
   double frame_ps = 4;       ///< between stored frames (ps)
   double discard_ps = 500;   ///< frames up to this time of each run are not kept (ps)

@@ -287,7 +287,7 @@ TEST(cli, demo_data_refuses_to_overwrite_and_bad_lengths_before_simulating) {
   EXPECT_NE(b.err.find("--discard-ps 200 is not shorter than --ns-per-state 0.1 ns"),
             std::string::npos)
     << b.err;
-  EXPECT_FALSE(std::filesystem::exists(dir / "new" / "work"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "new" / "simulations"));
 }
 
 namespace {
