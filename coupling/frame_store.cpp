@@ -305,35 +305,33 @@ struct frame_store::impl {
 
   /// Writes `values` (in memory type of column `i`) into rows [first, first + count).
   void write_rows(std::size_t i, std::size_t first, std::size_t count, const void* values) {
-    const hsize_t start[3] = {first, 0, 0};
-    const hsize_t extent[3] = {count, atoms, 3};
-    const auto what
-      = "cannot write " + frame_range(first, count) + " of " + object_name(columns[i]);
-    auto file_space = h5::checked<h5::dataspace>(H5Dget_space(datasets[i].get()), path, what);
-    h5::check(
-      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, extent, nullptr), path,
-      what);
-    auto memory_space
-      = h5::checked<h5::dataspace>(H5Screate_simple(columns[i].rank, extent, nullptr), path, what);
-    h5::check(H5Dwrite(datasets[i].get(), memory_type(i), memory_space.get(), file_space.get(),
-                       H5P_DEFAULT, values),
-              path, what);
+    transfer_rows(i, first, count, "write", [this, i, values](hid_t memory, hid_t file_space) {
+      return H5Dwrite(datasets[i].get(), memory_type(i), memory, file_space, H5P_DEFAULT, values);
+    });
   }
 
   /// Reads rows [first, first + count) of column `i` into `values` (its memory type).
   void read_rows(std::size_t i, std::size_t first, std::size_t count, void* values) const {
+    transfer_rows(i, first, count, "read", [this, i, values](hid_t memory, hid_t file_space) {
+      return H5Dread(datasets[i].get(), memory_type(i), memory, file_space, H5P_DEFAULT, values);
+    });
+  }
+
+  /// Selects rows [first, first + count) of column `i` and runs `io(memory space, file space)`.
+  template <class Io>
+  void transfer_rows(std::size_t i, std::size_t first, std::size_t count, const char* verb,
+                     Io&& io) const {
     const hsize_t start[3] = {first, 0, 0};
     const hsize_t extent[3] = {count, atoms, 3};
-    const auto what = "cannot read " + frame_range(first, count) + " of " + object_name(columns[i]);
+    const auto what = std::string("cannot ") + verb + " " + frame_range(first, count) + " of "
+                      + object_name(columns[i]);
     auto file_space = h5::checked<h5::dataspace>(H5Dget_space(datasets[i].get()), path, what);
     h5::check(
       H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, extent, nullptr), path,
       what);
     auto memory_space
       = h5::checked<h5::dataspace>(H5Screate_simple(columns[i].rank, extent, nullptr), path, what);
-    h5::check(H5Dread(datasets[i].get(), memory_type(i), memory_space.get(), file_space.get(),
-                      H5P_DEFAULT, values),
-              path, what);
+    h5::check(io(memory_space.get(), file_space.get()), path, what);
   }
 
   /// Sets the length of every dataset to `n` frames.
