@@ -3,6 +3,7 @@
 // with one wrong-size latent is rejected naming that structure, an empty batch is answered as
 // is, and a missing model file fails the spawn naming the path.
 
+#include "../support/actor_system.hpp"
 #include "mummi/actors/generator_actor.hpp"
 
 #include <gtest/gtest.h>
@@ -59,21 +60,7 @@ protected:
   /// The reply to a batch: a structure_batch or an error_reply.
   std::variant<msg::structure_batch, msg::error_reply> generate(const caf::actor& a,
                                                                 msg::structure_batch batch) {
-    caf::scoped_actor self{sys};
-    std::variant<msg::structure_batch, msg::error_reply> out;
-    self->send(a, std::move(batch));
-    self->receive(
-      [&](msg::structure_batch& b) {
-        out = std::move(b);
-      },
-      [&](msg::error_reply& r) {
-        out = std::move(r);
-      },
-      caf::after(30s) >>
-        [&] {
-          out = msg::error_reply{msg::error_code::timeout, "no reply to the batch"};
-        });
-    return out;
+    return mummi::test::ask<msg::structure_batch>(sys, a, std::move(batch), 30s, "the batch");
   }
 
   /// Five demo frames encoded by the demo model, as a batch with ids 101, 102, ...

@@ -2,6 +2,7 @@
 // restore continuing exactly, rejected swaps leaving the old sampler in place, and the feedback
 // history reaching the sampler a swap installs.
 
+#include "../support/actor_system.hpp"
 #include "mummi/actors/sampler_actor.hpp"
 
 #include <gtest/gtest.h>
@@ -87,22 +88,8 @@ protected:
     for (const auto& [k, v] : params)
       c.params.push_back(msg::key_value{k, v});
     c.issuer = "test";
-    caf::scoped_actor self{sys};
-    std::variant<msg::ack, msg::error_reply> out;
     // Sent one way, the reply comes back as an ordinary message (ack or error_reply).
-    self->send(a, c);
-    self->receive(
-      [&](msg::ack& r) {
-        out = std::move(r);
-      },
-      [&](msg::error_reply& r) {
-        out = std::move(r);
-      },
-      caf::after(10s) >>
-        [&] {
-          out = msg::error_reply{msg::error_code::timeout, "no reply to the swap"};
-        });
-    return out;
+    return mummi::test::ask<msg::ack>(sys, a, c, 10s, "the swap");
   }
 
   void swap_ok(const caf::actor& a, const std::string& name,

@@ -4,6 +4,7 @@
 // rejected naming it, an empty batch is answered as is, and a missing topology fails the spawn
 // naming the path.
 
+#include "../support/actor_system.hpp"
 #include "mummi/actors/validator_actor.hpp"
 
 #include <gtest/gtest.h>
@@ -87,21 +88,7 @@ protected:
   /// The reply to a batch: a structure_batch or an error_reply.
   std::variant<msg::structure_batch, msg::error_reply> validate(const caf::actor& a,
                                                                 msg::structure_batch batch) {
-    caf::scoped_actor self{sys};
-    std::variant<msg::structure_batch, msg::error_reply> out;
-    self->send(a, std::move(batch));
-    self->receive(
-      [&](msg::structure_batch& b) {
-        out = std::move(b);
-      },
-      [&](msg::error_reply& r) {
-        out = std::move(r);
-      },
-      caf::after(90s) >>
-        [&] {
-          out = msg::error_reply{msg::error_code::timeout, "no reply to the batch"};
-        });
-    return out;
+    return mummi::test::ask<msg::structure_batch>(sys, a, std::move(batch), 90s, "the batch");
   }
 
   mummi::coupling::system_config cfg;
