@@ -10,12 +10,12 @@
 //
 // ot_feedback scores `candidates` such draws per selection and keeps the best:
 //   score(z) = w * d_covered(z) - (1 - w) * sum over failed f with |z - f| < r of (r - |z - f|)
-// d_covered is the distance to the nearest covered point: a frame position, or any point this
-// sampler returned (validated; pending, so that one batch spreads out; failed, since its region
+// d_covered is the distance to the nearest covered point: a state-A or state-B encoding (those
+// states are simulated already), a frame position, or any point this sampler returned (validated; pending, so that one batch spreads out; failed, since its region
 // has been tried). Failed points are samples whose validation or createsims failed; each
 // one within the radius r (fail_radius) costs up to r, so one nearby failure outweighs up to
-// w / (1 - w) units of distance gained. Both terms are latent distances. Ties (e.g. nothing
-// covered or failed yet) keep the first candidate. The nearest covered point is found by brute
+// w / (1 - w) units of distance gained. Both terms are latent distances. Ties keep the first
+// candidate. The nearest covered point is found by brute
 // force with early exit (see docs/ml.md, "Samplers", for timings).
 
 #include <algorithm>
@@ -34,14 +34,14 @@ constexpr int ot_checkpoint_version = 1;
 
 struct ot_settings {
   std::size_t subsample = 230;
-  double lambda_min = 0;
-  double lambda_max = 1;
+  double lambda_min = 0.2;
+  double lambda_max = 0.8;
   double noise = 0; ///< std of the Gaussian noise per latent dimension, latent units
   std::uint64_t rematch_every = 0;
   // ot_feedback only
   bool feedback = false;
   std::size_t candidates = 32;
-  double weight = 0.7;
+  double weight = 0.5;
   double fail_radius = 0; ///< latent units
 };
 
@@ -253,7 +253,7 @@ private:
     return s;
   }
 
-  /// Distance from z to the nearest covered point; 0 when nothing is covered.
+  /// Distance from z to the nearest covered point (the ensembles are never empty).
   double nearest_covered(const std::vector<float>& z) const {
     float best = std::numeric_limits<float>::infinity();
     const auto visit = [&](const float* row) {
@@ -265,6 +265,9 @@ private:
       }
       best = std::min(best, s);
     };
+    for (const latent_points* ensemble : {&states_.a, &states_.b})
+      for (std::size_t i = 0; i < ensemble->size(); ++i)
+        visit(ensemble->row(i));
     for (std::size_t i = 0; i < frames_.size(); i += dims_)
       visit(frames_.data() + i);
     for (std::size_t i = 0; i < sample_z_.size(); i += dims_)
@@ -315,11 +318,11 @@ std::unique_ptr<sampler> make(std::string_view name, bool feedback, const state_
   ot_settings s;
   s.feedback = feedback;
   s.subsample = static_cast<std::size_t>(p.integer("subsample", 230, 1, 100000));
-  s.lambda_min = p.real("lambda_min", 0.0, 0.0, 1.0);
-  s.lambda_max = p.real("lambda_max", 1.0, 0.0, 1.0);
+  s.lambda_min = p.real("lambda_min", s.lambda_min, 0.0, 1.0);
+  s.lambda_max = p.real("lambda_max", s.lambda_max, 0.0, 1.0);
   if (s.lambda_min > s.lambda_max)
     p.problem("lambda_min " + params.at("lambda_min") + " is above lambda_max "
-              + (p.has("lambda_max") ? params.at("lambda_max") : std::string("1")));
+              + (p.has("lambda_max") ? params.at("lambda_max") : std::string("0.8")));
   const double inf = std::numeric_limits<double>::infinity();
   const double noise = p.real("noise", -1, 0.0, inf);
   const double noise_fraction = p.real("noise_fraction", 0.05, 0.0, inf);
@@ -330,7 +333,7 @@ std::unique_ptr<sampler> make(std::string_view name, bool feedback, const state_
   double fail_radius = -1, fail_radius_fraction = 0.5;
   if (feedback) {
     s.candidates = static_cast<std::size_t>(p.integer("candidates", 32, 1, 4096));
-    s.weight = p.real("weight", 0.7, 0.0, 1.0);
+    s.weight = p.real("weight", s.weight, 0.0, 1.0);
     fail_radius = p.real("fail_radius", -1, 0.0, inf);
     fail_radius_fraction = p.real("fail_radius_fraction", 0.5, 0.0, inf);
     if (p.has("fail_radius") && p.has("fail_radius_fraction"))

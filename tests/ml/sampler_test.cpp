@@ -405,7 +405,8 @@ TEST(samplers, frame_feedback_pushes_ot_feedback_away_from_covered_region) {
 TEST(samplers, failed_validation_pushes_ot_feedback_away_from_failures) {
   const std::size_t dims = 8;
   const auto states = blobs(dims, 100, 100, 8);
-  const ml::sampler_params params = {{"subsample", "100"}, {"fail_radius", "2"}};
+  const ml::sampler_params params
+    = {{"subsample", "100"}, {"fail_radius", "2"}, {"lambda_min", "0"}, {"lambda_max", "1"}};
   const auto fails = [](const ml::latent_sample& x) {
     return x.lambda > 0.6;
   };
@@ -428,7 +429,8 @@ TEST(samplers, failed_validation_pushes_ot_feedback_away_from_failures) {
     high /= static_cast<double>(xs.size());
     return n / static_cast<double>(xs.size());
   };
-  const auto plain = ml::make_ot_sampler(states, {{"subsample", "100"}}, 21);
+  const auto plain = ml::make_ot_sampler(
+    states, {{"subsample", "100"}, {"lambda_min", "0"}, {"lambda_max", "1"}}, 21);
   plain->select(150);
   double high_ot = 0, high_fb = 0;
   const double near_ot = near_share(plain->select(200), high_ot);
