@@ -16,7 +16,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev libclang-rt-14-dev
   slurm-wlm munge rabbitmq-server iproute2 chromium tini shellcheck procps
-  python3-mdanalysis python3-torch python3-faiss python3-pika python3-zmq
+  python3-mdanalysis python3-torch python3-faiss python3-pika python3-zmq sqlite3
 )
 
 missing=()
