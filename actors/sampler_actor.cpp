@@ -342,6 +342,9 @@ caf::behavior sampler_behavior(sampler_actor_type* self, std::shared_ptr<sampler
     [self](checkpoint_atom) {
       return write_checkpoint(self->state);
     },
+    [self](sampler_name_atom) {
+      return self->state.sampler_name;
+    },
   };
 }
 

@@ -105,7 +105,8 @@ int open_for_child(const std::filesystem::path& file, int flags) {
   return fd;
 }
 
-/// Runs in the forked child: only async-signal-safe calls until exec. Reports a failure as
+/// Runs in the vforked child (on the owner's memory, which it must not change): only
+/// async-signal-safe calls until exec. Reports a failure as
 /// its errno through `report_fd` and exits.
 [[noreturn]] void exec_child(const char* program, char* const* argv, char* const* envp,
                              const char* directory, int in_fd, int out_fd, int err_fd,
@@ -141,6 +142,27 @@ int open_for_child(const std::filesystem::path& file, int flags) {
   ::execve(program, argv, envp);
   fail(errno);
   ::_exit(127); // not reached
+}
+
+/// Starts the child with vfork: unlike fork, it neither copies the owner's page tables (large
+/// with LibTorch loaded) nor runs pthread_atfork handlers, among them OpenBLAS's, which stops
+/// its thread pool under a BLAS call running in another thread and leaves that call waiting
+/// for ever. Every signal is blocked around the vfork so that no handler of the owner runs in
+/// the child before exec_child resets them. Returns the pid, or -1 with errno set.
+pid_t start_child(const char* program, char* const* argv, char* const* envp,
+                  const char* directory, int in_fd, int out_fd, int err_fd, bool own_group,
+                  int death_signal, pid_t parent, int report_fd) {
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::vfork();
+  if (pid == 0)
+    exec_child(program, argv, envp, directory, in_fd, out_fd, err_fd, own_group, death_signal,
+               parent, report_fd);
+  const int error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = error;
+  return pid;
 }
 
 } // namespace
@@ -187,16 +209,14 @@ child_process::child_process(std::vector<std::string> argv, process_pipes p, spa
     throw_errno("pipe", errno);
   fd_guard report_read(fds[0]), report_write(fds[1]);
 
-  std::string directory = o.working_directory.string();
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
+  const std::string directory = o.working_directory.string();
+  const pid_t parent = ::getpid();
+  pid_t pid = start_child(program.c_str(), args.data(), envp.data(),
+                          directory.empty() ? nullptr : directory.c_str(), child_in.get(),
+                          child_out.get(), child_err.get(), o.own_process_group,
+                          o.parent_death_signal, parent, report_write.get());
   if (pid < 0)
-    throw_errno("cannot start " + argv[0] + ": fork", errno);
-  if (pid == 0)
-    exec_child(program.c_str(), args.data(), envp.data(),
-               directory.empty() ? nullptr : directory.c_str(), child_in.get(), child_out.get(),
-               child_err.get(), o.own_process_group, o.parent_death_signal, parent,
-               report_write.get());
+    throw_errno("cannot start " + argv[0] + ": vfork", errno);
   pid_ = pid;
   if (own_group_)
     ::setpgid(pid, pid); // also done by the child; whichever runs first wins the race

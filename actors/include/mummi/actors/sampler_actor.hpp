@@ -19,6 +19,7 @@
 /// - control{swap_sampler, target = sampler name, params} -> messages::ack naming the new
 ///   sampler, or messages::error_reply{rejected, ...} naming the bad sampler name or parameters
 ///   (the old sampler then stays). Any other control command -> error_reply{rejected}.
+/// - (sampler_name_atom) -> std::string: the current sampler's name.
 /// - (checkpoint_atom) -> std::string: the whole actor state (sampler name, parameters, the
 ///   sampler's own checkpoint, next id, id mapping, feedback history).
 ///
@@ -38,6 +39,7 @@
 namespace mummi::actors {
 
 using checkpoint_atom = caf::atom_constant<caf::atom("sckpt")>;
+using sampler_name_atom = caf::atom_constant<caf::atom("sname")>;
 
 struct sampler_actor_config {
   /// Where samplers are created by name (initially and on every swap); never null.
