@@ -14,7 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include "mummi/coupling/frame_store.hpp"
 #include "mummi/messages/messages.hpp"
+#include "mummi/ml/autoencoder.hpp"
 
 namespace mummi::actors {
 
@@ -534,6 +536,28 @@ void resume_from(caf::actor_system& sys, sg_state& st) {
 }
 
 } // namespace
+
+structure_generator_config structure_generator_for(const md::system_spec& system,
+                                                   const md::structure& protein,
+                                                   const std::filesystem::path& model_path,
+                                                   const std::vector<std::filesystem::path>& frames,
+                                                   const std::filesystem::path& work_dir) {
+  structure_generator_config c;
+  c.sampler.registry
+    = std::make_shared<const ml::sampler_registry>(ml::sampler_registry::with_builtins());
+  c.sampler.states
+    = ml::encode_states(ml::autoencoder::load(model_path), coupling::read_frames(frames));
+  c.generator.model_path = model_path;
+  c.generator.expected_beads = protein.atoms.size();
+  std::filesystem::create_directories(work_dir);
+  md::write_protein_topology(system, work_dir / "protein.top",
+                             "structure generator " + system.protein_molecule);
+  c.validator.validator.topology = work_dir / "protein.top";
+  c.validator.validator.couple_moltype = system.protein_molecule;
+  c.validator.validator.work_root = work_dir / "validation";
+  c.validator.structure_template = protein;
+  return c;
+}
 
 caf::actor spawn_structure_generator(caf::actor_system& sys, structure_generator_config cfg) {
   if (cfg.buffer == 0 || cfg.batch == 0 || cfg.pipeline_depth == 0 || cfg.max_request == 0

@@ -279,12 +279,8 @@ int run_validate(const validate_options& o) {
       std::filesystem::remove_all(dir, ignored);
     }
   } cleanup{work};
-  mummi::md::topology top;
-  for (const auto& f : spec.includes)
-    mummi::md::add_include(top, std::filesystem::absolute(f).string());
-  top.system_name = "mummi validate " + spec.protein_molecule;
-  top.molecules = {{spec.protein_molecule, 1, {}}};
-  mummi::md::write_top(top, work / "protein.top");
+  mummi::md::write_protein_topology(spec, work / "protein.top",
+                                    "mummi validate " + spec.protein_molecule);
 
   mummi::md::validator_config vc;
   vc.topology = work / "protein.top";

@@ -330,6 +330,16 @@ system_spec demo_system(const fs::path& data_dir) {
   return s;
 }
 
+void write_protein_topology(const system_spec& spec, const fs::path& top,
+                            const std::string& system_name) {
+  topology t;
+  for (const auto& f : spec.includes)
+    add_include(t, fs::absolute(f).string());
+  t.system_name = system_name;
+  t.molecules = {{spec.protein_molecule, 1, {}}};
+  write_top(t, top);
+}
+
 std::map<std::string, double> read_md_averages(const fs::path& log) {
   const auto text = detail::read_text_file(log);
   std::vector<std::string> lines;

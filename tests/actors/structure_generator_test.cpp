@@ -30,7 +30,6 @@
 #include "mummi/coupling/journal.hpp"
 #include "mummi/md_bridge/createsims.hpp"
 #include "mummi/md_bridge/gro.hpp"
-#include "mummi/md_bridge/topology.hpp"
 #include "mummi/messages/messages.hpp"
 #include "mummi/messages/registry.hpp"
 #include "mummi/ml/autoencoder.hpp"
@@ -49,15 +48,6 @@ namespace {
 
 const fs::path data_dir = MUMMI_SOURCE_DATA_DIR;
 
-/// The demo model's encodings of the demo frames, made once.
-const ml::state_ensembles& demo_states() {
-  static const ml::state_ensembles states = [] {
-    const auto model = ml::autoencoder::load(data_dir / "demo" / "model.ae");
-    return ml::encode_states(model, cpl::read_frames({data_dir / "demo" / "frames.h5"}));
-  }();
-  return states;
-}
-
 std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
   std::map<std::string, std::string> out;
   for (const auto& kv : e.fields)
@@ -72,30 +62,17 @@ protected:
   }
 
   void SetUp() override {
-    const auto spec = md::demo_system(data_dir / "demo");
-    md::topology top;
-    for (const auto& f : spec.includes)
-      md::add_include(top, fs::absolute(f).string());
-    top.system_name = "structure generator test";
-    top.molecules = {{spec.protein_molecule, 1, {}}};
-    md::write_top(top, tmp_ / "protein.top");
-    moltype_ = spec.protein_molecule;
+    base_ = act::structure_generator_for(
+      md::demo_system(data_dir / "demo"), md::read_gro(data_dir / "demo" / "protein.gro"),
+      data_dir / "demo" / "model.ae", {data_dir / "demo" / "frames.h5"}, tmp_ / "work");
   }
 
   act::structure_generator_config config(const std::string& sampler, std::uint64_t seed) const {
-    act::structure_generator_config c;
-    c.sampler.registry
-      = std::make_shared<const ml::sampler_registry>(ml::sampler_registry::with_builtins());
-    c.sampler.states = demo_states();
+    act::structure_generator_config c = base_;
     c.sampler.sampler = sampler;
     c.sampler.seed = seed;
-    c.generator.model_path = data_dir / "demo" / "model.ae";
-    c.validator.validator.topology = tmp_ / "protein.top";
-    c.validator.validator.couple_moltype = moltype_;
     c.validator.validator.workers = 2;
-    c.validator.validator.structure_timeout = 60s;
     c.validator.validator.work_root = tmp_ / ("runs-" + std::to_string(++runs_));
-    c.validator.structure_template = md::read_gro(data_dir / "demo" / "protein.gro");
     c.buffer = 4;
     c.factor_extra = 2;
     c.batch = 8;
@@ -150,7 +127,7 @@ protected:
 
   caf::actor_system_config sys_cfg_;
   mummi::test::temp_dir tmp_;
-  std::string moltype_;
+  act::structure_generator_config base_;
   mutable int runs_ = 0;
 };
 

@@ -26,7 +26,6 @@
 #include "mummi/md_bridge/createsims.hpp"
 #include "mummi/md_bridge/errors.hpp"
 #include "mummi/md_bridge/gro.hpp"
-#include "mummi/md_bridge/topology.hpp"
 #include "mummi/messages/messages.hpp"
 
 #include "../support/temp_dir.hpp"
@@ -55,12 +54,8 @@ protected:
   void SetUp() override {
     protein = md::read_gro(protein_path);
     const auto spec = md::demo_system(data_dir / "demo");
-    md::topology top;
-    for (const auto& f : spec.includes)
-      md::add_include(top, fs::absolute(f).string());
-    top.system_name = "validator actor test " + spec.protein_molecule;
-    top.molecules = {{spec.protein_molecule, 1, {}}};
-    md::write_top(top, tmp_ / "protein.top");
+    md::write_protein_topology(spec, tmp_ / "protein.top",
+                               "validator actor test " + spec.protein_molecule);
     moltype = spec.protein_molecule;
   }
 

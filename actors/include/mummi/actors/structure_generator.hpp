@@ -45,13 +45,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "mummi/actors/generator_actor.hpp"
 #include "mummi/actors/sampler_actor.hpp"
 #include "mummi/actors/validator_actor.hpp"
 #include "mummi/coupling/journal.hpp"
+#include "mummi/md_bridge/createsims.hpp"
 
 namespace mummi::actors {
 
@@ -76,6 +79,18 @@ struct structure_generator_config {
   /// while the SG runs). Null: nothing is durable.
   std::shared_ptr<coupling::journal> journal;
 };
+
+/// A structure generator for `system`'s protein (`protein`: its atoms as the topology lists
+/// them) decoded by the model at `model_path` and sampled between the encodings of the state-A
+/// and state-B frames in `frames` (HDF5 frame stores). The validator's vacuum topology is
+/// written to `work_dir` and its runs go under it. Sampler `ot`, seed 0 and every other field
+/// at its default; no journal. Throws what loading the model, reading the frames or writing
+/// the topology throws.
+structure_generator_config structure_generator_for(const md::system_spec& system,
+                                                   const md::structure& protein,
+                                                   const std::filesystem::path& model_path,
+                                                   const std::vector<std::filesystem::path>& frames,
+                                                   const std::filesystem::path& work_dir);
 
 /// Spawns the SG and its three actors (linked to it: they end together). With a journal that
 /// has sampler entries, resumes from it (see above) before returning. Throws what the three

@@ -73,6 +73,11 @@ createsims_protocol default_protocol();
 /// The demo system of data/demo/ (`data_dir`), 9 x 9 x 13 nm, about 9,000 beads.
 system_spec demo_system(const std::filesystem::path& data_dir);
 
+/// Writes the topology of the system's protein alone (in vacuum, as the validator needs it):
+/// the system's includes (as absolute paths) and one protein molecule. Throws io_error.
+void write_protein_topology(const system_spec& spec, const std::filesystem::path& top,
+                            const std::string& system_name);
+
 /// What createsims checked on its output.
 struct system_checks {
   std::size_t atoms = 0;            ///< in the structure file
