@@ -16,6 +16,7 @@
 
 #include "config.hpp"
 #include "demo_data.hpp"
+#include "generate.hpp"
 #include "sample.hpp"
 #include "train.hpp"
 #include "mummi/actors/node_agent.hpp"
@@ -383,6 +384,9 @@ int main(int argc, char** argv) {
   mummi::deploy::sample_options so;
   auto* sample = mummi::deploy::add_sample_command(app, so);
 
+  mummi::deploy::generate_options go;
+  auto* generate = mummi::deploy::add_generate_command(app, go);
+
   std::string head;
   unsigned heartbeat_ms = 500;
   unsigned grace_s = 60;
@@ -423,6 +427,8 @@ int main(int argc, char** argv) {
       return mummi::deploy::run_train(to);
     if (sample->parsed())
       return mummi::deploy::run_sample(so, data_dir());
+    if (generate->parsed())
+      return mummi::deploy::run_generate(go, data_dir());
     if (node->parsed()) {
       node_cfg.head_grace = std::chrono::seconds{grace_s};
       return run_node(head, node_cfg, heartbeat_ms);

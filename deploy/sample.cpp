@@ -54,6 +54,17 @@ double quantile(std::vector<double> v, double q) {
 
 } // namespace
 
+ml::sampler_params parse_sampler_params(const std::vector<std::string>& params) {
+  ml::sampler_params out;
+  for (const auto& p : params) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("--param '" + p + "': expected key=value");
+    out[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return out;
+}
+
 CLI::App* add_sample_command(CLI::App& app, sample_options& o) {
   auto* cmd = app.add_subcommand(
     "sample", "Select latent points with a sampler, decode them and place them between A and B");
@@ -88,13 +99,7 @@ int run_sample(sample_options o, const std::filesystem::path& data_dir) {
     o.index = demo / "protein.ndx";
   if (o.protein.empty())
     o.protein = demo / "protein.gro";
-  ml::sampler_params params;
-  for (const auto& p : o.params) {
-    const auto eq = p.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw std::invalid_argument("--param '" + p + "': expected key=value");
-    params[p.substr(0, eq)] = p.substr(eq + 1);
-  }
+  const ml::sampler_params params = parse_sampler_params(o.params);
 
   const auto frames = coupling::frame_store::open(o.frames).read_all();
   const auto model = ml::autoencoder::load(o.model, frames.atoms);

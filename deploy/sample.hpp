@@ -11,7 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "mummi/ml/sampler.hpp"
+
 namespace mummi::deploy {
+
+/// Sampler parameters from `--param key=value` options; throws std::invalid_argument naming a
+/// malformed one.
+ml::sampler_params parse_sampler_params(const std::vector<std::string>& params);
 
 struct sample_options {
   std::filesystem::path model;   ///< default: the demo model

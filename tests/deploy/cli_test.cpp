@@ -332,3 +332,37 @@ TEST(cli, sample_decodes_selections_and_places_ot_between_the_states) {
   EXPECT_EQ(unknown.status, 1);
   EXPECT_NE(unknown.err.find("'dynim'"), std::string::npos) << unknown.err;
 }
+
+TEST(cli, generate_makes_validated_structures_and_resumes_from_its_journal) {
+  const mummi::test::temp_dir tmp;
+  const auto& dir = tmp.path();
+  const auto err = dir / "stderr.txt";
+  const auto journal = (dir / "journal.sqlite").string();
+  auto first = run_mummi({"generate", "--count", "4", "--journal", journal, "--out",
+                          (dir / "out").string()},
+                         120s, err);
+  ASSERT_EQ(first.status, 0) << first.out << first.err;
+  EXPECT_NE(first.out.find("generate: 4 validated structures"), std::string::npos) << first.out;
+  EXPECT_EQ(first.out.find("resumed"), std::string::npos) << first.out;
+  for (int id = 1; id <= 4; ++id)
+    EXPECT_TRUE(std::filesystem::exists(dir / "out" / ("structure-" + std::to_string(id) + ".gro")))
+      << id;
+  // The same journal again, with another sampler: resumed, swapped, ids continue.
+  auto second = run_mummi({"generate", "--count", "20", "--journal", journal, "--sampler",
+                           "random"},
+                          120s, err);
+  ASSERT_EQ(second.status, 0) << second.out << second.err;
+  EXPECT_NE(second.out.find("sampler is now 'random'"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("resumed from the journal"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("(24 delivered in all"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find(" random "), std::string::npos) << second.out;
+  EXPECT_EQ(second.out.find("\n       1  ot"), std::string::npos) << second.out;
+
+  std::ofstream(dir / "text.sqlite") << "not a journal but a text file of some length\n";
+  auto bad = run_mummi({"generate", "--journal", (dir / "text.sqlite").string()}, 60s, err);
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("text.sqlite: not an SQLite database"), std::string::npos) << bad.err;
+  auto unknown = run_mummi({"generate", "--sampler", "dynim"}, 60s, err);
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.err.find("unknown sampler 'dynim'"), std::string::npos) << unknown.err;
+}
