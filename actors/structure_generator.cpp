@@ -10,8 +10,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "mummi/coupling/frame_store.hpp"
@@ -43,7 +45,7 @@ struct sg_state {
   std::size_t waiting_structures = 0;        ///< sum of the waiting requests' counts
   std::size_t in_flight = 0;                 ///< structures between sampler and verdict
   std::size_t batches_in_flight = 0;
-  std::unordered_set<std::string> latents;   ///< every latent point ready or handed out
+  std::unordered_set<std::uint64_t> latents; ///< every latent point ready or handed out
   std::uint64_t next_batch = 1;
 
   bool paused = false;
@@ -72,8 +74,11 @@ struct sg_state {
 
 using sg_actor = caf::stateful_actor<sg_state>;
 
-std::string latent_key(const std::vector<float>& z) {
-  return {reinterpret_cast<const char*>(z.data()), z.size() * sizeof(float)};
+/// A 64-bit hash of a latent point's bytes (two different points collide with probability
+/// about 2^-64: such a point would be dropped as a duplicate, never handed out twice).
+std::uint64_t latent_key(const std::vector<float>& z) {
+  return std::hash<std::string_view>{}(
+    {reinterpret_cast<const char*>(z.data()), z.size() * sizeof(float)});
 }
 
 /// The error_reply an actor answered with (it arrives as an unexpected response), or one made
@@ -385,9 +390,6 @@ caf::message set_limit(sg_state& st, const msg::control& c) {
 
 caf::behavior sg_behavior(sg_actor* self, std::shared_ptr<sg_state> init) {
   self->state = std::move(*init);
-  self->set_down_handler([self](const caf::down_msg& d) {
-    self->quit(d.reason);
-  });
   for (const auto* child : {&self->state.sampler, &self->state.generator, &self->state.validator})
     self->link_to(*child);
   refill(self);
@@ -508,11 +510,17 @@ void resume_from(caf::actor_system& sys, sg_state& st) {
             throw cpl::journal_error(j.path(), "replaying sampler_log seq " + std::to_string(e.seq)
                                                  + ": " + sys.render(err));
           });
-    } else if (e.op == cpl::sampler_op::feedback) {
-      self->send(st.sampler, std::get<msg::feedback>(*e.body));
+    } else if (const auto* f = std::get_if<msg::feedback>(&*e.body);
+               f != nullptr && e.op == cpl::sampler_op::feedback) {
+      self->send(st.sampler, *f);
+    } else if (const auto* c = std::get_if<msg::control>(&*e.body);
+               c != nullptr && e.op == cpl::sampler_op::control) {
+      self->request(st.sampler, caf::infinite, *c).receive([](msg::ack&) {}, [](caf::error&) {});
     } else {
-      self->request(st.sampler, caf::infinite, std::get<msg::control>(*e.body))
-        .receive([](msg::ack&) {}, [](caf::error&) {});
+      throw cpl::journal_error(j.path(), "sampler_log seq " + std::to_string(e.seq) + " holds a "
+                                           + msg::type_name(*e.body) + " message, not a "
+                                           + (e.op == cpl::sampler_op::feedback ? "feedback"
+                                                                                : "control"));
     }
   }
   self->request(st.sampler, caf::infinite, sampler_name_atom::value)

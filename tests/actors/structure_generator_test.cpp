@@ -486,3 +486,31 @@ TEST_F(structure_generator_test, a_generator_that_cannot_decode_fails_requests_w
   EXPECT_THROW(act::spawn_structure_generator(sys, bad), std::invalid_argument);
   caf::anon_send_exit(sg, caf::exit_reason::user_shutdown);
 }
+
+TEST_F(structure_generator_test, a_damaged_journal_is_refused_at_resume_naming_the_entry) {
+  caf::actor_system sys{sys_cfg_};
+  auto j = journal("journal.sqlite");
+  auto cfg = config("ot", 4);
+  cfg.journal = j;
+  {
+    const caf::actor sg = act::spawn_structure_generator(sys, cfg);
+    wait_idle(sys, sg, 8);
+    msg::control stop;
+    stop.command = msg::control_command::stop;
+    control(sys, sg, stop);
+    caf::scoped_actor self{sys};
+    self->send_exit(sg, caf::exit_reason::user_shutdown);
+    self->wait_for(sg);
+  }
+  // A log entry that says feedback but holds another message.
+  const auto seq = j->log_message(cpl::sampler_op::feedback, msg::ping{});
+  try {
+    act::spawn_structure_generator(sys, cfg);
+    ADD_FAILURE() << "a damaged journal was resumed";
+  } catch (const cpl::journal_error& e) {
+    EXPECT_NE(std::string(e.what()).find("sampler_log seq " + std::to_string(seq)
+                                         + " holds a ping message, not a feedback"),
+              std::string::npos)
+      << e.what();
+  }
+}
