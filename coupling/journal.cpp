@@ -455,6 +455,7 @@ std::uint64_t journal::last_sampler_seq() const {
 }
 
 void journal::put_sampler_checkpoint(const sampler_checkpoint& c) {
+  transaction t(*this);
   statement st(*impl_, "INSERT OR REPLACE INTO sampler_checkpoints(seq, sampler, bytes, unix_ns) "
                        "VALUES (?1, ?2, ?3, ?4)");
   st.bind(1, static_cast<std::int64_t>(c.seq))
@@ -462,6 +463,9 @@ void journal::put_sampler_checkpoint(const sampler_checkpoint& c) {
     .bind_blob(3, c.bytes)
     .bind(4, now_unix_ns());
   st.run();
+  impl_->exec("DELETE FROM sampler_checkpoints WHERE seq < (SELECT min(seq) FROM "
+              "(SELECT seq FROM sampler_checkpoints ORDER BY seq DESC LIMIT 2))");
+  t.commit();
 }
 
 std::optional<sampler_checkpoint> journal::latest_sampler_checkpoint() const {

@@ -150,6 +150,10 @@ TEST(journal, the_sampler_log_keeps_order_and_messages_and_the_latest_checkpoint
   EXPECT_EQ(after[0].seq, s3);
   j.put_sampler_checkpoint({s4, "importance", "later"});
   EXPECT_EQ(j.latest_sampler_checkpoint()->sampler, "importance");
+  // Only the latest two checkpoints are kept.
+  j.put_sampler_checkpoint({s4 + 1, "importance", "latest"});
+  EXPECT_EQ(sqlite3_cli(j.path(), "SELECT seq, bytes FROM sampler_checkpoints ORDER BY seq"),
+            std::to_string(s4) + "|later\n" + std::to_string(s4 + 1) + "|latest\n");
 
   // A damaged message is named by its seq.
   j.add_event("test", "note", "before damage");

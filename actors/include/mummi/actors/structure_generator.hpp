@@ -33,8 +33,8 @@
 /// Durability: with a journal, every select, feedback and control sent to the sampler is
 /// logged (in the order sent) before it is sent; the structures of a batch are recorded as
 /// `sampled` when the sampler returns them, their verdicts when the validator does and their
-/// delivery before the reply leaves. The sampler is checkpointed every `checkpoint_every` log
-/// entries and at stop. spawn_structure_generator on a journal that has entries resumes:
+/// delivery before the reply leaves. The sampler is checkpointed at spawn, at stop and every
+/// max(`checkpoint_every`, a quarter of the log so far) log entries. spawn_structure_generator on a journal that has entries resumes:
 /// the sampler actor is restored from the latest checkpoint and the log after it replayed (so
 /// its next selections are those of an uninterrupted run), `valid` structures fill the buffer
 /// again and `sampled` ones are decoded and validated again.
@@ -73,7 +73,8 @@ struct structure_generator_config {
   std::size_t pipeline_depth = 2;
   std::size_t max_request = 100000;
   std::size_t max_batch_errors = 3;
-  /// Sampler log entries between sampler checkpoints.
+  /// Fewest sampler log entries between sampler checkpoints (more once a quarter of the log
+  /// is more).
   std::size_t checkpoint_every = 64;
   /// The campaign journal (shared with the rest of the head, used from the SG's thread only
   /// while the SG runs). Null: nothing is durable.

@@ -149,6 +149,7 @@ public:
   std::vector<sampler_log_entry> sampler_log(std::uint64_t after = 0) const;
   /// The highest seq logged so far (0 when none).
   std::uint64_t last_sampler_seq() const;
+  /// Stores a checkpoint; only it and the one before it are kept.
   void put_sampler_checkpoint(const sampler_checkpoint& c);
   /// The checkpoint with the highest seq, if any.
   std::optional<sampler_checkpoint> latest_sampler_checkpoint() const;
