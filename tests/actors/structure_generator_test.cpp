@@ -48,6 +48,17 @@ namespace {
 
 const fs::path data_dir = MUMMI_SOURCE_DATA_DIR;
 
+/// A control message.
+msg::control command(msg::control_command c, std::string target = {}, std::string value = {},
+                     std::string issuer = "test") {
+  msg::control out;
+  out.command = c;
+  out.target = std::move(target);
+  out.value = std::move(value);
+  out.issuer = std::move(issuer);
+  return out;
+}
+
 std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
   std::map<std::string, std::string> out;
   for (const auto& kv : e.fields)
@@ -221,11 +232,7 @@ TEST_F(structure_generator_test, a_thousand_requests_across_two_swaps_lose_and_r
   for (std::uint64_t id = 1; id <= total; ++id)
     self->send(sg, msg::structure_request{id, 1});
   const auto swap_to = [&](const std::string& name) {
-    msg::control c;
-    c.command = msg::control_command::swap_sampler;
-    c.target = name;
-    c.issuer = "test";
-    self->send(sg, c);
+    self->send(sg, command(msg::control_command::swap_sampler, name));
   };
   bool swapped_once = false, swapped_twice = false;
   while ((replies.size() < total || acks.size() < 2) && errors.empty()) {
@@ -364,9 +371,7 @@ TEST_F(structure_generator_test, outside_feedback_and_control) {
   const caf::actor sg = act::spawn_structure_generator(sys, cfg);
   wait_idle(sys, sg, 8);
 
-  msg::control pause;
-  pause.command = msg::control_command::pause;
-  pause.issuer = "operator-1";
+  const auto pause = command(msg::control_command::pause, {}, {}, "operator-1");
   EXPECT_EQ(control(sys, sg, pause).text, "structure generator paused");
   const auto ready = std::stoul(stats(sys, sg)["ready"]);
   // Paused: the buffer is handed out but not refilled.
@@ -375,10 +380,7 @@ TEST_F(structure_generator_test, outside_feedback_and_control) {
   EXPECT_EQ(s["ready"], "0");
   EXPECT_EQ(s["in_flight"], "0");
 
-  msg::control limit;
-  limit.command = msg::control_command::set_limit;
-  limit.target = "buffer";
-  limit.value = "2";
+  auto limit = command(msg::control_command::set_limit, "buffer", "2");
   EXPECT_EQ(control(sys, sg, limit).text, "buffer is now 2");
   for (const auto& [target, value, part] :
        {std::tuple{"buffer", "0", "whole number"}, std::tuple{"buffer", "x", "not a number"},
@@ -390,14 +392,10 @@ TEST_F(structure_generator_test, outside_feedback_and_control) {
     EXPECT_NE(std::get<msg::error_reply>(r).message.find(part), std::string::npos)
       << std::get<msg::error_reply>(r).message;
   }
-  msg::control drain;
-  drain.command = msg::control_command::drain_node;
-  EXPECT_TRUE(std::holds_alternative<msg::error_reply>(
-    mummi::test::ask<msg::ack>(sys, sg, drain, 10s, "drain")));
+  EXPECT_TRUE(std::holds_alternative<msg::error_reply>(mummi::test::ask<msg::ack>(
+    sys, sg, command(msg::control_command::drain_node), 10s, "drain")));
 
-  msg::control resume;
-  resume.command = msg::control_command::resume;
-  EXPECT_EQ(control(sys, sg, resume).text, "structure generator running");
+  EXPECT_EQ(control(sys, sg, command(msg::control_command::resume)).text, "structure generator running");
   wait_idle(sys, sg, 4); // factor_extra 2 x buffer 2
 
   // Frame and createsims feedback reach the sampler through the journal's log; validation
@@ -427,19 +425,15 @@ TEST_F(structure_generator_test, outside_feedback_and_control) {
   EXPECT_EQ(logged, (std::vector<msg::feedback>{frame, cs}));
 
   // A swap to an unknown sampler is refused with the sampler's reason; the old one stays.
-  msg::control swap;
-  swap.command = msg::control_command::swap_sampler;
-  swap.target = "dynim";
-  auto r = mummi::test::ask<msg::ack>(sys, sg, swap, 10s, "swap");
+  auto r = mummi::test::ask<msg::ack>(
+    sys, sg, command(msg::control_command::swap_sampler, "dynim"), 10s, "swap");
   ASSERT_TRUE(std::holds_alternative<msg::error_reply>(r));
   EXPECT_NE(std::get<msg::error_reply>(r).message.find("'dynim'"), std::string::npos)
     << std::get<msg::error_reply>(r).message;
   EXPECT_EQ(stats(sys, sg)["sampler"], "ot_feedback");
 
   // Stop: checkpointed, then requests are refused.
-  msg::control stop;
-  stop.command = msg::control_command::stop;
-  EXPECT_NE(control(sys, sg, stop).text.find("checkpointed"), std::string::npos);
+  EXPECT_NE(control(sys, sg, command(msg::control_command::stop)).text.find("checkpointed"), std::string::npos);
   EXPECT_EQ(j->latest_sampler_checkpoint()->seq, j->last_sampler_seq());
   auto refused = mummi::test::ask<msg::structure_batch>(sys, sg, msg::structure_request{7, 1},
                                                         10s, "request after stop");
@@ -495,9 +489,7 @@ TEST_F(structure_generator_test, a_damaged_journal_is_refused_at_resume_naming_t
   {
     const caf::actor sg = act::spawn_structure_generator(sys, cfg);
     wait_idle(sys, sg, 8);
-    msg::control stop;
-    stop.command = msg::control_command::stop;
-    control(sys, sg, stop);
+    control(sys, sg, command(msg::control_command::stop));
     caf::scoped_actor self{sys};
     self->send_exit(sg, caf::exit_reason::user_shutdown);
     self->wait_for(sg);
