@@ -1,6 +1,7 @@
 #include "mummi/md_bridge/ensemble.hpp"
 
 #include "periodic.hpp"
+#include "run_common.hpp"
 #include "text_file.hpp"
 
 #include <algorithm>
@@ -20,18 +21,66 @@ namespace mummi::md {
 
 namespace fs = std::filesystem;
 
+using detail::join_problems;
+using detail::numbers_1_based;
+using detail::quoted;
+using detail::steps_of;
+
+namespace detail {
+
+protein_search find_protein(const topology& top, const std::string& protein_molecule,
+                            const std::vector<std::string>& membrane_molecules,
+                            std::vector<std::string>& problems) {
+  protein_search out;
+  protein_in_system& p = out.protein;
+  std::size_t at = 0;
+  const auto where = top.path.empty() ? std::string("the system topology") : top.path.string();
+  for (const auto& m : top.molecules) {
+    if (!holds(m.cond, top.defines))
+      continue;
+    const auto* type = find_molecule_type(top, m.name);
+    if (type == nullptr) {
+      problems.push_back(where + ": [ molecules ] names " + quoted(m.name)
+                         + ", which no molecule type defines");
+      out.complete = false;
+      return out;
+    }
+    const auto size = atom_count(*type, top.defines);
+    const auto count = static_cast<std::size_t>(std::max<std::int64_t>(m.count, 0));
+    if (!out.found && m.name == protein_molecule && count > 0) {
+      out.found = true;
+      p.first_atom = at;
+      p.atoms = size;
+      p.bonds = bonded_pairs(*type, top.defines);
+    }
+    if (std::find(membrane_molecules.begin(), membrane_molecules.end(), m.name)
+        != membrane_molecules.end())
+      for (std::size_t a = at; a < at + size * count; ++a)
+        p.cv.membrane.push_back(a);
+    at += size * count;
+  }
+  if (!out.found)
+    problems.push_back(where + ": the protein molecule " + quoted(protein_molecule)
+                       + " is not in the system's [ molecules ]");
+  return out;
+}
+
+void set_start(mdp& params, bool continuing, std::uint64_t seed) {
+  if (continuing) {
+    params.set("gen-vel", "no");
+    params.set("continuation", "yes");
+    return;
+  }
+  params.set("gen-vel", "yes");
+  const auto ref_t = split_fields(params.get("ref-t").value_or("310"));
+  params.set("gen-temp", ref_t.empty() ? "310" : std::string(ref_t.front()));
+  params.set("gen-seed", std::to_string(seed % 2147483647));
+  params.set("continuation", "no");
+}
+
+} // namespace detail
+
 namespace {
-
-std::string join_problems(const std::string& head, const std::vector<std::string>& problems) {
-  auto s = head;
-  for (const auto& p : problems)
-    s += "\n  " + p;
-  return s;
-}
-
-std::string quoted(const std::string& s) {
-  return "'" + s + "'";
-}
 
 /// Heights of `atoms` gathered around their circular mean in a z period of `lz` (so that a
 /// group split by the z boundary counts as one), averaged.
@@ -56,36 +105,12 @@ protein_in_system locate(const topology& top, const std::string& protein_molecul
                          const index_file& protein_groups, const std::string& domain_group,
                          const std::vector<std::string>& membrane_molecules,
                          std::vector<std::string>& problems) {
-  protein_in_system p;
-  bool found = false;
-  std::size_t at = 0;
+  auto search = detail::find_protein(top, protein_molecule, membrane_molecules, problems);
+  protein_in_system p = std::move(search.protein);
+  if (!search.complete)
+    return p;
+  const bool found = search.found;
   const auto where = top.path.empty() ? std::string("the system topology") : top.path.string();
-  for (const auto& m : top.molecules) {
-    if (!holds(m.cond, top.defines))
-      continue;
-    const auto* type = find_molecule_type(top, m.name);
-    if (type == nullptr) {
-      problems.push_back(where + ": [ molecules ] names " + quoted(m.name)
-                         + ", which no molecule type defines");
-      return p;
-    }
-    const auto size = atom_count(*type, top.defines);
-    const auto count = static_cast<std::size_t>(std::max<std::int64_t>(m.count, 0));
-    if (!found && m.name == protein_molecule && count > 0) {
-      found = true;
-      p.first_atom = at;
-      p.atoms = size;
-      p.bonds = bonded_pairs(*type, top.defines);
-    }
-    if (std::find(membrane_molecules.begin(), membrane_molecules.end(), m.name)
-        != membrane_molecules.end())
-      for (std::size_t a = at; a < at + size * count; ++a)
-        p.cv.membrane.push_back(a);
-    at += size * count;
-  }
-  if (!found)
-    problems.push_back(where + ": the protein molecule " + quoted(protein_molecule)
-                       + " is not in the system's [ molecules ]");
   if (membrane_molecules.empty())
     problems.push_back("no membrane molecules named: give the lipid molecule types");
   else if (p.cv.membrane.empty()) {
@@ -118,20 +143,6 @@ protein_in_system locate(const topology& top, const std::string& protein_molecul
   return p;
 }
 
-std::vector<std::int32_t> numbers_1_based(std::size_t first, std::size_t count) {
-  std::vector<std::int32_t> v(count);
-  for (std::size_t i = 0; i < count; ++i)
-    v[i] = static_cast<std::int32_t>(first + i + 1);
-  return v;
-}
-
-std::vector<std::int32_t> numbers_1_based(const std::vector<std::size_t>& atoms) {
-  std::vector<std::int32_t> v;
-  v.reserve(atoms.size());
-  for (auto a : atoms)
-    v.push_back(static_cast<std::int32_t>(a + 1));
-  return v;
-}
 
 /// The pull coordinate's value per step from mdrun's pull output (time and value columns).
 std::map<std::int64_t, double> read_pull_output(const fs::path& path, double dt_ps) {
@@ -172,12 +183,6 @@ std::optional<double> read_ns_per_day(const fs::path& log) {
 }
 
 /// Whole multiples of `dt` in `value`, when it is one (to a millionth of a step).
-std::optional<std::int64_t> steps_of(double value, double dt) {
-  const double n = value / dt;
-  if (!std::isfinite(n) || std::abs(n - std::round(n)) > 1e-6)
-    return std::nullopt;
-  return std::llround(n);
-}
 
 } // namespace
 
@@ -416,16 +421,7 @@ ensemble_result run_ensemble(const createsims_result& system, const createsims_p
   params.set("nsteps", std::to_string(nsteps));
   params.set("nstxout-compressed", std::to_string(frame_steps));
   params.set("compressed-x-grps", protein_group);
-  if (continuing) {
-    params.set("gen-vel", "no");
-    params.set("continuation", "yes");
-  } else {
-    params.set("gen-vel", "yes");
-    const auto ref_t = detail::split_fields(params.get("ref-t").value_or("310"));
-    params.set("gen-temp", ref_t.empty() ? "310" : std::string(ref_t.front()));
-    params.set("gen-seed", std::to_string(spec.seed % 2147483647));
-    params.set("continuation", "no");
-  }
+  detail::set_start(params, continuing, spec.seed);
   // The restraint: an umbrella on the z distance from the membrane's centre of mass to the
   // domain's. The membrane, not the protein's anchor, is the reference because (1) the
   // restrained coordinate is then the collective variable itself (the domain's height above the
