@@ -566,4 +566,18 @@ createsims_result run_createsims(const system_spec& spec, const createsims_proto
   return result;
 }
 
+createsims_result createsims_output(const fs::path& dir, const createsims_protocol& protocol) {
+  createsims_result r;
+  r.production_tpr = dir / (protocol.production.name + ".tpr");
+  r.topology = dir / "topol.top";
+  r.index = dir / "index.ndx";
+  r.structure = protocol.equilibration.empty()
+    ? dir / (protocol.minimisation.name + ".gro")
+    : dir / (protocol.equilibration.back().name + ".gro");
+  for (const auto* f : {&r.production_tpr, &r.topology, &r.index, &r.structure})
+    if (!fs::is_regular_file(*f))
+      throw io_error(*f, 0, "missing: " + dir.string() + " holds no finished createsims output");
+  return r;
+}
+
 } // namespace mummi::md

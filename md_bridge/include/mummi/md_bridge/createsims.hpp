@@ -134,6 +134,13 @@ std::vector<lipid_template> lipid_templates_from(const topology& t);
 /// gmx_error for a failure rebuilding cannot fix (timeout, cancellation, no gmx program),
 /// recipe_error for an unusable recipe, md_error when every build failed (the message says
 /// why each did).
+/// The output of a run_createsims that finished in `dir` with `protocol` (made earlier, or on
+/// another node): topology, index, the last equilibration stage's structure and the production
+/// input; the build reports are not kept. Throws io_error naming the first missing file (the
+/// production input is written last, so its absence means the run did not finish).
+createsims_result createsims_output(const std::filesystem::path& dir,
+                                    const createsims_protocol& protocol);
+
 createsims_result run_createsims(const system_spec& system, const createsims_protocol& protocol,
                                  const structure& protein, const std::filesystem::path& dir,
                                  std::uint64_t seed, const gmx_config& gmx,
