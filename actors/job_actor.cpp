@@ -31,7 +31,11 @@ md::mdrun_options mdrun_for(const msg::job_spec& job, const job_placement& where
     o.pin = md::pinning::on;
     o.pin_offset = where.pin_offset;
   }
-  o.gpu_id = where.gpu_ids;
+  if (!where.gpu_ids.empty()) {
+    // mdrun sees the job's GPUs only (numbered from 0 there) and picks them itself.
+    o.environment.emplace_back("CUDA_VISIBLE_DEVICES", where.gpu_ids);
+    o.environment.emplace_back("ROCR_VISIBLE_DEVICES", where.gpu_ids);
+  }
   if (job.cores > 0)
     o.environment.emplace_back("OMP_NUM_THREADS", std::to_string(job.cores));
   return o;

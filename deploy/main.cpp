@@ -19,6 +19,7 @@
 #include "generate.hpp"
 #include "sample.hpp"
 #include "train.hpp"
+#include "mummi/actors/job_actor.hpp"
 #include "mummi/actors/node_agent.hpp"
 #include "mummi/actors/node_registry.hpp"
 #include "mummi/coupling/child_process.hpp"
@@ -405,6 +406,12 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1u, 86400u));
   node->add_option("--cores", node_cfg.cores, "Cores to offer (default: detected)");
   node->add_option("--gpus", node_cfg.gpus, "GPUs to offer (default: detected)");
+  std::string node_config;
+  node->add_option("--config", node_config,
+                   "Campaign configuration: the system and GROMACS its jobs use (default: the "
+                   "demo)");
+  node->add_option("--work-root", node_cfg.work_root, "Relative job directories start here");
+  node->add_flag("--pin", node_cfg.pin, "Pin each job's mdrun to its cores");
 
   CLI11_PARSE(app, argc, argv);
   cpl::tune_allocator();
@@ -431,6 +438,14 @@ int main(int argc, char** argv) {
       return mummi::deploy::run_generate(go, data_dir());
     if (node->parsed()) {
       node_cfg.head_grace = std::chrono::seconds{grace_s};
+      mummi::deploy::campaign_config campaign;
+      if (!node_config.empty())
+        campaign = mummi::deploy::load_campaign_config(node_config);
+      auto jobs = std::make_shared<act::job_runner_config>();
+      jobs->system = campaign.system ? *campaign.system : mummi::md::demo_system(data_dir() / "demo");
+      jobs->gmx.gmx = campaign.gmx;
+      jobs->protocol.stage_timeout = campaign.stage_timeout;
+      node_cfg.jobs = std::move(jobs);
       return run_node(head, node_cfg, heartbeat_ms);
     }
   } catch (const mummi::deploy::config_error& e) {

@@ -52,7 +52,9 @@ struct job_runner_config {
 
 /// Where on its node a job runs.
 struct job_placement {
-  std::string gpu_ids;  ///< mdrun -gpu_id (empty: no GPU)
+  /// The job's GPUs, comma-separated ("2,3"): mdrun's CUDA_VISIBLE_DEVICES and
+  /// ROCR_VISIBLE_DEVICES (empty: none set).
+  std::string gpu_ids;
   int pin_offset = -1;  ///< first core when pinning (-pin on -pinoffset); -1: no pinning
 };
 
