@@ -12,7 +12,7 @@ namespace mummi::coupling {
 
 namespace {
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 
 constexpr const char* schema_sql = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,6 +44,36 @@ CREATE TABLE events(
   source TEXT NOT NULL,
   kind TEXT NOT NULL,
   text TEXT NOT NULL);
+)sql";
+
+/// Added by schema version 2 (a version-1 journal gets it when opened).
+constexpr const char* jobs_sql = R"sql(
+CREATE TABLE jobs(
+  job_id INTEGER PRIMARY KEY,
+  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 1),
+  structure_id INTEGER NOT NULL,
+  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 4),
+  node TEXT NOT NULL DEFAULT '',
+  attempt INTEGER NOT NULL DEFAULT 0,
+  seed INTEGER NOT NULL DEFAULT 0,
+  input_dir TEXT NOT NULL,
+  work_dir TEXT NOT NULL,
+  target_ns REAL NOT NULL DEFAULT 0,
+  ns_done REAL NOT NULL DEFAULT 0,
+  reason INTEGER NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  updated_unix_ns INTEGER NOT NULL);
+CREATE INDEX jobs_by_state ON jobs(state, job_id);
+CREATE TABLE attempts(
+  job_id INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  started_unix_ns INTEGER NOT NULL,
+  ended_unix_ns INTEGER,
+  status INTEGER,
+  reason INTEGER,
+  message TEXT,
+  PRIMARY KEY (job_id, attempt));
 )sql";
 
 std::int64_t now_unix_ns() {
@@ -236,6 +266,7 @@ journal journal::open(const std::filesystem::path& path, journal_mode mode) {
     p->fail("cannot open");
   sqlite3_extended_result_codes(p->db, 1);
   sqlite3_busy_timeout(p->db, 10000);
+  bool upgrade_from_1 = false;
   if (exists) {
     // Reading the schema is the first access: a file that is not SQLite fails here.
     bool has_meta = false;
@@ -254,15 +285,23 @@ journal journal::open(const std::filesystem::path& path, journal_mode mode) {
     if (!st.step())
       throw journal_error(path, "not a mummi journal (no schema_version in 'meta')");
     const std::string v = st.text(0);
-    if (v != std::to_string(schema_version))
-      throw journal_error(path, "journal schema version " + v + "; this mummi reads version "
-                                  + std::to_string(schema_version));
+    if (v != "1" && v != std::to_string(schema_version))
+      throw journal_error(path, "journal schema version " + v + "; this mummi reads versions 1 "
+                                  "to " + std::to_string(schema_version));
+    upgrade_from_1 = v == "1";
   }
   p->exec("PRAGMA journal_mode=WAL");
   p->exec("PRAGMA synchronous=FULL");
+  if (upgrade_from_1) {
+    p->exec("BEGIN IMMEDIATE");
+    p->exec(jobs_sql);
+    p->exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    p->exec("COMMIT");
+  }
   if (!exists) {
     p->exec("BEGIN IMMEDIATE");
     p->exec(schema_sql);
+    p->exec(jobs_sql);
     statement st(*p, "INSERT INTO meta(key, value) VALUES (?1, ?2)");
     st.bind(1, std::string_view("schema_version")).bind(2, std::to_string(schema_version)).run();
     st.bind(1, std::string_view("created_unix_ns")).bind(2, std::to_string(now_unix_ns())).run();
@@ -474,6 +513,104 @@ std::optional<sampler_checkpoint> journal::latest_sampler_checkpoint() const {
   if (!st.step())
     return std::nullopt;
   return sampler_checkpoint{static_cast<std::uint64_t>(st.integer(0)), st.text(1), st.blob(2)};
+}
+
+const char* to_string(job_state s) noexcept {
+  switch (s) {
+    case job_state::queued: return "queued";
+    case job_state::running: return "running";
+    case job_state::succeeded: return "succeeded";
+    case job_state::failed: return "failed";
+    case job_state::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+void journal::put_job(const journal_job& j) {
+  statement st(*impl_, "INSERT OR REPLACE INTO jobs(job_id, kind, structure_id, state, node, "
+                       "attempt, seed, input_dir, work_dir, target_ns, ns_done, reason, message, "
+                       "updated_unix_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                       "?12, ?13, ?14)");
+  st.bind(1, static_cast<std::int64_t>(j.job_id))
+    .bind(2, static_cast<std::int64_t>(j.kind))
+    .bind(3, static_cast<std::int64_t>(j.structure_id))
+    .bind(4, static_cast<std::int64_t>(j.state))
+    .bind(5, std::string_view(j.node))
+    .bind(6, static_cast<std::int64_t>(j.attempt))
+    .bind(7, static_cast<std::int64_t>(j.seed))
+    .bind(8, std::string_view(j.input_dir))
+    .bind(9, std::string_view(j.work_dir))
+    .bind(10, j.target_ns)
+    .bind(11, j.ns_done)
+    .bind(12, static_cast<std::int64_t>(j.reason))
+    .bind(13, std::string_view(j.message))
+    .bind(14, now_unix_ns());
+  st.run();
+}
+
+std::vector<journal_job> journal::jobs() const {
+  statement st(*impl_, "SELECT job_id, kind, structure_id, state, node, attempt, seed, input_dir, "
+                       "work_dir, target_ns, ns_done, reason, message FROM jobs ORDER BY job_id");
+  std::vector<journal_job> out;
+  while (st.step()) {
+    journal_job j;
+    j.job_id = static_cast<std::uint64_t>(st.integer(0));
+    j.kind = static_cast<messages::job_kind>(st.integer(1));
+    j.structure_id = static_cast<std::uint64_t>(st.integer(2));
+    j.state = static_cast<job_state>(st.integer(3));
+    j.node = st.text(4);
+    j.attempt = static_cast<std::uint32_t>(st.integer(5));
+    j.seed = static_cast<std::uint64_t>(st.integer(6));
+    j.input_dir = st.text(7);
+    j.work_dir = st.text(8);
+    j.target_ns = st.real(9);
+    j.ns_done = st.real(10);
+    const auto reason = st.integer(11);
+    if (reason < 0 || reason > static_cast<std::int64_t>(messages::failure_reason::other))
+      throw journal_error(impl_->path, "job " + std::to_string(j.job_id) + " has failure reason "
+                                         + std::to_string(reason));
+    j.reason = static_cast<messages::failure_reason>(reason);
+    j.message = st.text(12);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::uint64_t journal::last_job_id() const {
+  statement st(*impl_, "SELECT coalesce(max(job_id), 0) FROM jobs");
+  st.step();
+  return static_cast<std::uint64_t>(st.integer(0));
+}
+
+void journal::start_attempt(std::uint64_t job_id, std::uint32_t attempt, const std::string& node) {
+  statement st(*impl_, "INSERT OR REPLACE INTO attempts(job_id, attempt, node, started_unix_ns) "
+                       "VALUES (?1, ?2, ?3, ?4)");
+  st.bind(1, static_cast<std::int64_t>(job_id))
+    .bind(2, static_cast<std::int64_t>(attempt))
+    .bind(3, std::string_view(node))
+    .bind(4, now_unix_ns());
+  st.run();
+}
+
+void journal::end_attempt(std::uint64_t job_id, std::uint32_t attempt,
+                          messages::job_status status, messages::failure_reason reason,
+                          const std::string& message) {
+  statement st(*impl_, "UPDATE attempts SET ended_unix_ns = ?3, status = ?4, reason = ?5, "
+                       "message = ?6 WHERE job_id = ?1 AND attempt = ?2");
+  st.bind(1, static_cast<std::int64_t>(job_id))
+    .bind(2, static_cast<std::int64_t>(attempt))
+    .bind(3, now_unix_ns())
+    .bind(4, static_cast<std::int64_t>(status))
+    .bind(5, static_cast<std::int64_t>(reason))
+    .bind(6, std::string_view(message));
+  st.run();
+}
+
+std::size_t journal::attempt_count(std::uint64_t job_id) const {
+  statement st(*impl_, "SELECT count(*) FROM attempts WHERE job_id = ?1");
+  st.bind(1, static_cast<std::int64_t>(job_id));
+  st.step();
+  return static_cast<std::size_t>(st.integer(0));
 }
 
 void journal::add_event(std::string_view source, std::string_view kind, std::string_view text) {

@@ -237,3 +237,50 @@ TEST(journal, files_that_are_not_journals_are_refused_naming_the_problem) {
   expect_error(tmp / "j.sqlite", cpl::journal_mode::open, "schema version 99");
   expect_error(tmp.path(), cpl::journal_mode::open, "not a regular file");
 }
+
+TEST(journal, jobs_and_their_attempts_are_kept_and_a_version_1_journal_is_upgraded) {
+  const mummi::test::temp_dir tmp;
+  const auto path = tmp / "j.sqlite";
+  {
+    auto j = cpl::journal::open(path, cpl::journal_mode::create);
+    EXPECT_EQ(j.last_job_id(), 0U);
+    cpl::journal_job job;
+    job.job_id = 7;
+    job.kind = msg::job_kind::simulation;
+    job.structure_id = 3;
+    job.state = cpl::job_state::running;
+    job.node = "n1";
+    job.attempt = 2;
+    job.seed = 99;
+    job.input_dir = "sims/3/createsims";
+    job.work_dir = "sims/3/simulation";
+    job.target_ns = 0.5;
+    j.put_job(job);
+    j.start_attempt(7, 1, "n2");
+    j.end_attempt(7, 1, msg::job_status::failed, msg::failure_reason::node_lost, "n2 lost");
+    j.start_attempt(7, 2, "n1");
+    job.state = cpl::job_state::succeeded;
+    job.ns_done = 0.5;
+    j.put_job(job);
+    EXPECT_EQ(j.last_job_id(), 7U);
+    EXPECT_EQ(j.attempt_count(7), 2U);
+    const auto back = j.jobs();
+    ASSERT_EQ(back.size(), 1U);
+    EXPECT_EQ(back[0].state, cpl::job_state::succeeded);
+    EXPECT_EQ(back[0].kind, msg::job_kind::simulation);
+    EXPECT_EQ(back[0].node, "n1");
+    EXPECT_EQ(back[0].attempt, 2U);
+    EXPECT_EQ(back[0].seed, 99U);
+    EXPECT_EQ(back[0].work_dir, "sims/3/simulation");
+    EXPECT_EQ(back[0].ns_done, 0.5);
+  }
+  EXPECT_EQ(sqlite3_cli(path, "SELECT attempt, node, status, reason FROM attempts ORDER BY attempt"),
+            "1|n2|1|6\n2|n1||\n");
+  // Made into a version-1 journal (no job tables), it is upgraded when opened.
+  ASSERT_EQ(sqlite3_cli(path, "DROP TABLE attempts; DROP TABLE jobs; UPDATE meta SET value = '1' "
+                              "WHERE key = 'schema_version'"),
+            "");
+  const auto j = cpl::journal::open(path, cpl::journal_mode::open);
+  EXPECT_TRUE(j.jobs().empty());
+  EXPECT_EQ(sqlite3_cli(path, "SELECT value FROM meta WHERE key = 'schema_version'"), "2\n");
+}

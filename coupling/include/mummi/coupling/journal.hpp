@@ -6,7 +6,8 @@
 /// list of events. WAL mode with synchronous=FULL: a call that returned is on disk, so a state
 /// may be acknowledged to others after it.
 ///
-/// Schema (version 1), documented in docs/data.md:
+/// Schema (version 2; a version-1 journal is upgraded when opened), documented in
+/// docs/data.md:
 ///   meta(key, value)                        schema_version, created_unix_ns
 ///   structures(id, sampler, lambda, latent, coords, epot_kj_mol, fmax_kj_mol_nm, state,
 ///              request_id, updated_unix_ns)
@@ -14,6 +15,9 @@
 ///                                           a Cap'n Proto envelope, the wire codec's bytes)
 ///   sampler_checkpoints(seq, sampler, bytes, unix_ns)   bytes cover sampler_log up to seq
 ///   events(seq, unix_ns, source, kind, text)
+///   jobs(job_id, kind, structure_id, state, node, attempt, seed, input_dir, work_dir,
+///        target_ns, ns_done, reason, message, updated_unix_ns)           (version 2)
+///   attempts(job_id, attempt, node, started_unix_ns, ended_unix_ns, status, reason, message)
 ///
 /// Not thread-safe: one owner (an actor) at a time.
 
@@ -88,6 +92,28 @@ struct journal_event {
   std::string text;
 };
 
+/// Where a createsims or simulation job is.
+enum class job_state : std::uint8_t { queued, running, succeeded, failed, cancelled };
+
+/// "queued", "running", ...
+const char* to_string(job_state s) noexcept;
+
+struct journal_job {
+  std::uint64_t job_id = 0;
+  messages::job_kind kind = messages::job_kind::createsims;
+  std::uint64_t structure_id = 0;
+  job_state state = job_state::queued;
+  std::string node;           ///< where it runs or last ran
+  std::uint32_t attempt = 0;  ///< attempts started so far
+  std::uint64_t seed = 0;
+  std::string input_dir;
+  std::string work_dir;
+  double target_ns = 0;
+  double ns_done = 0;
+  messages::failure_reason reason = messages::failure_reason::none;
+  std::string message;
+};
+
 enum class journal_mode : std::uint8_t {
   create,         ///< a new file; an existing one is refused
   open,           ///< an existing journal
@@ -153,6 +179,21 @@ public:
   void put_sampler_checkpoint(const sampler_checkpoint& c);
   /// The checkpoint with the highest seq, if any.
   std::optional<sampler_checkpoint> latest_sampler_checkpoint() const;
+
+  // --- jobs ----------------------------------------------------------------------------------
+
+  /// Records a job as it is now (inserted, or replacing the row with its id).
+  void put_job(const journal_job& job);
+  /// Every job, by id.
+  std::vector<journal_job> jobs() const;
+  /// The highest job id so far (0 when none).
+  std::uint64_t last_job_id() const;
+  /// Records that attempt `attempt` of a job started on `node` / ended.
+  void start_attempt(std::uint64_t job_id, std::uint32_t attempt, const std::string& node);
+  void end_attempt(std::uint64_t job_id, std::uint32_t attempt, messages::job_status status,
+                   messages::failure_reason reason, const std::string& message);
+  /// How many attempts of a job the journal holds, ended or not.
+  std::size_t attempt_count(std::uint64_t job_id) const;
 
   // --- events --------------------------------------------------------------------------------
 
