@@ -26,6 +26,7 @@ struct registry_state {
   std::shared_ptr<spdlog::logger> log;
   std::map<std::string, msg::node_status> nodes;
   std::vector<waiter> waiters;
+  std::vector<caf::actor> watchers;
   static inline const char* name = "mummi.node_registry";
 };
 
@@ -76,6 +77,8 @@ caf::behavior node_registry(registry_actor* self, caf::actor gateway, node_regis
       s.log->info("node {} {} ({} cores, {} GPUs, pid {} on {})", from.node,
                   known ? "rejoined" : "joined", h.cores, h.gpus, h.pid, h.hostname);
       self->send(s.gateway, cpl::watch_atom::value, from.node);
+      for (const auto& w : s.watchers)
+        self->send(w, n);
       serve_waiters(self);
       return msg::node_welcome{s.cfg.head_id, s.cfg.campaign,
                                static_cast<std::uint32_t>(s.cfg.heartbeat_period.count()), 0};
@@ -85,6 +88,8 @@ caf::behavior node_registry(registry_actor* self, caf::actor gateway, node_regis
       if (auto i = s.nodes.find(d.node); i != s.nodes.end() && i->second.alive) {
         i->second.alive = false;
         s.log->warn("node {} lost: {}", d.node, d.reason);
+        for (const auto& w : s.watchers)
+          self->send(w, i->second);
       }
     },
     [](const cpl::peer_up&) {
@@ -92,6 +97,15 @@ caf::behavior node_registry(registry_actor* self, caf::actor gateway, node_regis
     },
     [self](nodes_atom) {
       return alive_nodes(self->state);
+    },
+    [self](watch_nodes_atom) {
+      auto& s = self->state;
+      auto watcher = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!watcher)
+        return;
+      for (const auto& [id, n] : s.nodes)
+        self->send(watcher, n);
+      s.watchers.push_back(std::move(watcher));
     },
     [self](await_nodes_atom, std::uint32_t count) {
       auto& s = self->state;

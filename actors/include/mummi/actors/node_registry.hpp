@@ -5,7 +5,9 @@
 /// "registry".
 ///
 /// Messages: (address, node_hello) -> node_welcome; (nodes_atom) -> std::vector<node_status>;
-/// (await_nodes_atom, n) -> the same vector once at least n nodes are alive.
+/// (await_nodes_atom, n) -> the same vector once at least n nodes are alive;
+/// (watch_nodes_atom) -> no reply: the sender is sent every node's node_status now and again
+/// whenever a node joins, rejoins or is lost.
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -23,6 +25,7 @@ namespace mummi::actors {
 
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 using await_nodes_atom = caf::atom_constant<caf::atom("await_nod")>;
+using watch_nodes_atom = caf::atom_constant<caf::atom("watch_nod")>;
 
 struct node_registry_config {
   std::string head_id = "head";

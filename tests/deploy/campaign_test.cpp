@@ -1,0 +1,154 @@
+// A small real campaign: a head (gateway, node registry, structure generator with the demo
+// model, workflow manager, one journal) and a real `mummi node` process with the real `gmx`:
+// structures are generated and validated, createsims and short simulations run on the node
+// until the stopping point, the journal records every job, attempt and feedback, and each
+// simulation's frames are stored once.
+
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mummi/actors/node_registry.hpp"
+#include "mummi/actors/structure_generator.hpp"
+#include "mummi/actors/workflow_manager.hpp"
+#include "mummi/coupling/child_process.hpp"
+#include "mummi/coupling/frame_store.hpp"
+#include "mummi/coupling/gateway.hpp"
+#include "mummi/coupling/journal.hpp"
+#include "mummi/md_bridge/gro.hpp"
+#include "mummi/messages/messages.hpp"
+
+#include "../support/md_files.hpp"
+
+namespace msg = mummi::messages;
+namespace cpl = mummi::coupling;
+namespace act = mummi::actors;
+namespace md = mummi::md;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+const fs::path data_dir = MUMMI_DATA_DIR;
+
+std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : e.fields)
+    out[kv.key] = kv.value;
+  return out;
+}
+
+} // namespace
+
+TEST(campaign, a_small_campaign_runs_to_its_stopping_point_on_a_node_process) {
+  const mummi::test::temp_dir tmp;
+  const fs::path campaign = tmp / "campaign";
+  fs::create_directories(campaign);
+  const fs::path journal_path = campaign / "journal.sqlite";
+
+  cpl::system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  cpl::context ctx;
+  cpl::gateway_config gc;
+  gc.node_id = "head";
+  gc.bind = "tcp://127.0.0.1:*";
+  gc.heartbeat_period = 200ms;
+  cpl::gateway gw{sys, ctx, gc};
+  auto log = std::make_shared<spdlog::logger>("test",
+                                              std::make_shared<spdlog::sinks::null_sink_mt>());
+  const auto registry = act::spawn_node_registry(sys, gw.handle(), {"head", "test", 200ms}, log);
+
+  const auto protein = md::read_gro(data_dir / "demo" / "protein.gro");
+  auto sg_cfg = act::structure_generator_for(md::demo_system(data_dir / "demo"), protein,
+                                             data_dir / "demo" / "model.ae",
+                                             {data_dir / "demo" / "frames.h5"}, tmp / "sg");
+  sg_cfg.sampler.sampler = "ot_feedback";
+  sg_cfg.buffer = 1;
+  sg_cfg.factor_extra = 1;
+  sg_cfg.batch = 4;
+  sg_cfg.validator.validator.workers = 1;
+  sg_cfg.journal = std::make_shared<cpl::journal>(
+    cpl::journal::open(journal_path, cpl::journal_mode::create));
+  const auto sg = act::spawn_structure_generator(sys, sg_cfg);
+
+  act::workflow_config wc;
+  wc.gateway = gw.handle();
+  wc.registry = registry;
+  wc.structure_generator = sg;
+  wc.journal = journal_path;
+  wc.campaign_dir = campaign;
+  wc.protein = protein;
+  wc.createsims = {2, 0};
+  wc.simulation = {2, 0};
+  wc.target_ns = 0.02; // 1,000 steps of 20 fs
+  wc.frame_ps = 2;
+  wc.checkpoint_minutes = 0.05;
+  wc.buffer = 2;
+  wc.stop_after_simulations = 2;
+  const auto wm = act::spawn_workflow_manager(sys, wc);
+
+  cpl::spawn_options o;
+  o.stderr_file = tmp / "node.log";
+  cpl::child_process node({MUMMI_PATH, "node", "--head", gw.endpoint(), "--node-id", "n1",
+                           "--cores", "2", "--gpus", "0", "--heartbeat-ms", "200", "--grace-s",
+                           "5"},
+                          {}, o);
+
+  caf::scoped_actor self{sys};
+  std::map<std::string, std::string> done;
+  self->request(wm, 600s, act::await_done_atom::value)
+    .receive([&](msg::monitor_event& e) { done = fields_of(e); },
+             [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  ASSERT_FALSE(done.empty()) << mummi::test::read_file(tmp / "node.log");
+  EXPECT_EQ(done["simulation_succeeded"], "2");
+  EXPECT_EQ(done["createsims_succeeded"], "2");
+  EXPECT_EQ(done["createsims_failed"], "0");
+  EXPECT_EQ(done["nodes"], "1");
+  EXPECT_DOUBLE_EQ(std::stod(done["ns_simulated"]), 0.04);
+
+  // The journal (its own connection): every job with one attempt, each simulation's frames
+  // once, two createsims outcomes fed back to the sampler.
+  const auto j = cpl::journal::open(journal_path, cpl::journal_mode::open);
+  std::size_t simulations = 0;
+  for (const auto& job : j.jobs()) {
+    EXPECT_EQ(job.state, cpl::job_state::succeeded) << job.job_id << " " << job.message;
+    EXPECT_EQ(job.node, "n1");
+    EXPECT_EQ(j.attempt_count(job.job_id), 1U);
+    if (job.kind != msg::job_kind::simulation)
+      continue;
+    simulations += 1;
+    const auto frames = cpl::frame_store::open(fs::path(job.work_dir) / "frames.h5").read_all();
+    ASSERT_EQ(frames.frames(), 11U) << job.work_dir;
+    for (std::size_t f = 0; f < frames.frames(); ++f)
+      EXPECT_EQ(frames.meta[f].step, static_cast<std::int64_t>(100 * f));
+    EXPECT_TRUE(fs::exists(fs::path(job.input_dir) / "production.tpr"));
+  }
+  EXPECT_EQ(simulations, 2U);
+  std::size_t createsims_feedback = 0;
+  for (const auto& e : j.sampler_log())
+    if (e.op == cpl::sampler_op::feedback
+        && std::get<msg::feedback>(*e.body).kind == msg::feedback_kind::createsims)
+      createsims_feedback += 1;
+  EXPECT_EQ(createsims_feedback, 2U);
+  std::size_t simulation_done_events = 0;
+  for (const auto& e : j.events())
+    simulation_done_events += e.kind == "simulation_done";
+  EXPECT_EQ(simulation_done_events, 2U);
+
+  msg::control stop;
+  stop.command = msg::control_command::stop;
+  self->request(gw.handle(), 10s, cpl::request_atom::value, msg::address{"n1", "agent"}, stop)
+    .receive([](msg::ack&) {}, [](caf::error&) {});
+  EXPECT_TRUE(node.wait_for(20s).has_value());
+  caf::anon_send_exit(wm, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sg, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+}
