@@ -284,7 +284,8 @@ campaign_config parse_campaign_config(const std::string& yaml, const std::string
   reader r{source};
   if (!root.IsDefined() || root.IsNull())
     return c; // an empty file means every default
-  if (!r.section(root, "", {"campaign", "head", "nodes", "system", "gromacs", "createsims"}))
+  if (!r.section(root, "", {"campaign", "head", "nodes", "system", "gromacs", "createsims", "ml",
+                            "sampler", "structure_generator", "jobs", "stop"}))
     throw config_error(r.problems());
 
   if (auto s = root["campaign"]; r.section(s, "campaign", {"name", "dir"})) {
@@ -320,6 +321,78 @@ campaign_config parse_campaign_config(const std::string& yaml, const std::string
     unsigned t = static_cast<unsigned>(c.stage_timeout.count());
     r.read<unsigned>(s, "createsims", "stage_timeout_s", t, at_least(1));
     c.stage_timeout = std::chrono::seconds{t};
+  }
+
+  if (auto s = root["ml"]; r.section(s, "ml", {"model", "frames"})) {
+    std::string model;
+    r.read<std::string>(s, "ml", "model", model, not_empty());
+    if (!model.empty()) {
+      c.model = resolve(base_dir, model);
+      if (!std::filesystem::is_regular_file(c.model))
+        r.problem(s["model"], "ml.model", "no such file: " + c.model.string());
+    }
+    if (auto f = s["frames"]; f.IsDefined() && !f.IsNull()) {
+      if (!f.IsSequence() || f.size() == 0)
+        r.problem(f, "ml.frames", "must be a list of frame store files");
+      else
+        for (std::size_t i = 0; i < f.size(); ++i) {
+          const auto path = resolve(base_dir, f[i].as<std::string>(""));
+          if (!std::filesystem::is_regular_file(path))
+            r.problem(f[i], "ml.frames", "no such file: " + path.string());
+          c.frames.push_back(path);
+        }
+    }
+  }
+  if (auto s = root["sampler"]; r.section(s, "sampler", {"name", "params", "seed"})) {
+    r.read<std::string>(s, "sampler", "name", c.sampler, not_empty());
+    r.read<std::uint64_t>(s, "sampler", "seed", c.seed);
+    if (auto p = s["params"]; p.IsDefined() && !p.IsNull()) {
+      if (!p.IsMap())
+        r.problem(p, "sampler.params", "must be a mapping of parameter names to values");
+      else
+        for (const auto& kv : p)
+          c.sampler_params.emplace_back(kv.first.as<std::string>(""),
+                                        kv.second.IsScalar() ? kv.second.Scalar() : "");
+    }
+  }
+  if (auto s = root["structure_generator"];
+      r.section(s, "structure_generator", {"buffer", "factor_extra", "batch", "workers"})) {
+    r.read<unsigned>(s, "structure_generator", "buffer", c.buffer, at_least(1));
+    r.read<double>(s, "structure_generator", "factor_extra", c.factor_extra,
+                   [](const double& v) {
+                     return v >= 1 && v <= 1000 ? std::string{} : std::string{"must be in [1, 1000]"};
+                   });
+    r.read<unsigned>(s, "structure_generator", "batch", c.batch, at_least(1));
+    r.read<unsigned>(s, "structure_generator", "workers", c.validation_workers);
+  }
+  if (auto s = root["jobs"]; r.section(s, "jobs", {"createsims", "simulation", "max_attempts",
+                                                   "backoff_ms"})) {
+    if (auto j = s["createsims"]; r.section(j, "jobs.createsims", {"cores", "gpus"})) {
+      r.read<unsigned>(j, "jobs.createsims", "cores", c.createsims_cores, at_least(1));
+      r.read<unsigned>(j, "jobs.createsims", "gpus", c.createsims_gpus);
+    }
+    if (auto j = s["simulation"]; r.section(j, "jobs.simulation", {"cores", "gpus", "length_ns",
+                                                                   "frame_ps",
+                                                                   "checkpoint_minutes"})) {
+      const auto positive = [](const double& v) {
+        return v > 0 ? std::string{} : std::string{"must be positive"};
+      };
+      r.read<unsigned>(j, "jobs.simulation", "cores", c.simulation_cores, at_least(1));
+      r.read<unsigned>(j, "jobs.simulation", "gpus", c.simulation_gpus);
+      r.read<double>(j, "jobs.simulation", "length_ns", c.length_ns, positive);
+      r.read<double>(j, "jobs.simulation", "frame_ps", c.frame_ps, positive);
+      r.read<double>(j, "jobs.simulation", "checkpoint_minutes", c.checkpoint_minutes, positive);
+    }
+    r.read<unsigned>(s, "jobs", "max_attempts", c.max_attempts, at_least(1));
+    unsigned backoff = static_cast<unsigned>(c.backoff.count());
+    r.read<unsigned>(s, "jobs", "backoff_ms", backoff);
+    c.backoff = std::chrono::milliseconds{backoff};
+  }
+  if (auto s = root["stop"]; r.section(s, "stop", {"simulations", "wall_time_s"})) {
+    r.read<unsigned>(s, "stop", "simulations", c.stop_simulations);
+    unsigned wall = static_cast<unsigned>(c.wall_time.count());
+    r.read<unsigned>(s, "stop", "wall_time_s", wall);
+    c.wall_time = std::chrono::seconds{wall};
   }
 
   if (!r.problems().empty())

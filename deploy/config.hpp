@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mummi/md_bridge/createsims.hpp"
@@ -47,6 +48,29 @@ struct campaign_config {
   // createsims
   unsigned max_builds = 10;
   std::chrono::seconds stage_timeout{3600};
+  // ml: the model and the state-labelled frames the sampler works between (empty: the demo's)
+  std::filesystem::path model;
+  std::vector<std::filesystem::path> frames;
+  // sampler
+  std::string sampler = "ot_feedback";
+  std::vector<std::pair<std::string, std::string>> sampler_params;
+  std::uint64_t seed = 1;
+  // structure generator
+  unsigned buffer = 4;        ///< validated structures kept ready (x factor_extra)
+  double factor_extra = 2;
+  unsigned batch = 8;
+  unsigned validation_workers = 0; ///< 0: one per core
+  // jobs
+  unsigned createsims_cores = 1, createsims_gpus = 0;
+  unsigned simulation_cores = 1, simulation_gpus = 0;
+  double length_ns = 0.2;          ///< simulation length (the paper: 600 ns)
+  double frame_ps = 10;            ///< between stored frames
+  double checkpoint_minutes = 1;
+  unsigned max_attempts = 3;
+  std::chrono::milliseconds backoff{1000};
+  // stop: whichever comes first (0: not used)
+  unsigned stop_simulations = 4;
+  std::chrono::seconds wall_time{0};
 };
 
 /// Parses YAML text; `source` names it in errors. Throws config_error.

@@ -14,6 +14,7 @@
 #include <set>
 #include <stdlib.h>
 
+#include "campaign.hpp"
 #include "config.hpp"
 #include "demo_data.hpp"
 #include "generate.hpp"
@@ -46,106 +47,6 @@ std::string self_exe() {
   return std::filesystem::read_symlink("/proc/self/exe").string();
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty())
-    return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
-
-/// `mummi run CONFIG`: the head on this machine with the configured node agents as local
-/// processes (the embedded default).
-int run_campaign(const std::string& config_file) {
-  auto cfg = mummi::deploy::load_campaign_config(config_file);
-  auto log = make_logger("head");
-  std::filesystem::create_directories(cfg.dir);
-
-  cpl::system_config sys_cfg;
-  caf::actor_system sys{sys_cfg};
-  cpl::context ctx;
-  cpl::gateway_config gc;
-  gc.node_id = "head";
-  gc.bind = cfg.head_bind;
-  gc.heartbeat_period = cfg.heartbeat_period;
-  gc.missed_heartbeats = cfg.missed_heartbeats;
-  cpl::gateway gw{sys, ctx, gc};
-  std::ofstream(cfg.dir / "head.endpoint") << gw.endpoint() << '\n';
-  log->info("campaign '{}' in {}: head listening on {}", cfg.name, cfg.dir.string(), gw.endpoint());
-  auto registry = act::spawn_node_registry(
-    sys, gw.handle(), act::node_registry_config{"head", cfg.name, cfg.heartbeat_period}, log);
-
-  std::vector<cpl::child_process> nodes;
-  for (unsigned i = 0; i < cfg.local_nodes; ++i) {
-    char id[32];
-    std::snprintf(id, sizeof(id), "node-%04u", i);
-    nodes.emplace_back(std::vector<std::string>{
-      self_exe(), "node", "--head", gw.endpoint(), "--node-id", id, "--heartbeat-ms",
-      std::to_string(cfg.heartbeat_period.count()), "--grace-s",
-      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(cfg.head_grace).count())});
-  }
-
-  caf::scoped_actor self{sys};
-  std::vector<msg::node_status> joined;
-  bool ok = true;
-  self->request(registry, 60s, act::await_nodes_atom::value, std::uint32_t{cfg.local_nodes})
-    .receive(
-      [&](std::vector<msg::node_status>& v) {
-        joined = std::move(v);
-      },
-      [&](caf::error& e) {
-        log->error("node agents did not all join: {}", sys.render(e));
-        ok = false;
-      });
-
-  if (ok) {
-    std::printf("%-10s %6s %5s %14s %14s\n", "node", "cores", "gpus", "ping p50 (us)",
-                "ping p99 (us)");
-    for (const auto& n : joined) {
-      std::vector<double> rtt;
-      for (std::uint64_t k = 0; k < 200 && ok; ++k) {
-        auto t0 = std::chrono::steady_clock::now();
-        self
-          ->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
-                    msg::ping{k, {}})
-          .receive(
-            [&](msg::ping&) {
-              rtt.push_back(
-                std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
-                  .count());
-            },
-            [&](caf::error& e) {
-              log->error("ping to {} failed: {}", n.node_id, sys.render(e));
-              ok = false;
-            });
-      }
-      std::printf("%-10s %6u %5u %14.0f %14.0f\n", n.node_id.c_str(), n.cores_total, n.gpus_total,
-                  percentile(rtt, 0.5), percentile(rtt, 0.99));
-    }
-  }
-  // Stop every agent gracefully, then make sure every process is gone.
-  for (const auto& n : joined)
-    self
-      ->request(gw.handle(), 5s, cpl::request_atom::value, msg::address{n.node_id, "agent"},
-                msg::control{msg::control_command::stop, "", "", {}, "mummi run"})
-      .receive([](msg::ack&) {},
-               [&](caf::error& e) {
-                 log->warn("{} did not acknowledge stop: {}", n.node_id, sys.render(e));
-               });
-  for (auto& p : nodes) {
-    auto status = p.wait_for(10s);
-    if (!status || *status != 0) {
-      log->error("node agent pid {} ended with {}", p.pid(),
-                 status ? cpl::describe_wait_status(*status) : "no exit in 10 s");
-      ok = false;
-    }
-  }
-  self->send_exit(registry, caf::exit_reason::user_shutdown);
-  std::printf("campaign '%s': %zu of %u node agents joined, answered and stopped%s\n",
-              cfg.name.c_str(), joined.size(), cfg.local_nodes, ok ? "" : " (with errors)");
-  return ok ? 0 : 1;
-}
-
-/// `mummi node --head ENDPOINT`: the node agent of this machine.
 int run_node(const std::string& head, act::node_agent_config cfg, unsigned heartbeat_ms) {
   auto log = make_logger(cfg.node_id);
   cpl::system_config sys_cfg;
@@ -338,10 +239,13 @@ int main(int argc, char** argv) {
                          + std::to_string(msg::protocol_version) + ")");
 
   std::string config_file;
+  mummi::deploy::run_options ro;
   auto* run = app.add_subcommand("run", "Run a campaign on this machine (head + node agents)");
-  run->add_option("config", config_file, "Campaign configuration (YAML)")
-    ->required()
-    ->check(CLI::ExistingFile);
+  auto* run_config = run->add_option("config", ro.config, "Campaign configuration (YAML)")
+                       ->check(CLI::ExistingFile);
+  run->add_option("--resume", ro.resume, "Continue the campaign in this directory")
+    ->check(CLI::ExistingDirectory)
+    ->excludes(run_config);
 
   auto* check = app.add_subcommand("check", "Check a campaign configuration");
   check->add_option("config", config_file, "Campaign configuration (YAML)")->required();
@@ -416,8 +320,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   cpl::tune_allocator();
   try {
-    if (run->parsed())
-      return run_campaign(config_file);
+    if (run->parsed()) {
+      if (ro.config.empty() && ro.resume.empty())
+        throw std::invalid_argument("run: give a campaign configuration, or --resume DIR");
+      ro.data_dir = data_dir();
+      ro.self_exe = self_exe();
+      return mummi::deploy::run_campaign(ro, make_logger("head"));
+    }
     if (check->parsed()) {
       auto cfg = mummi::deploy::load_campaign_config(config_file);
       std::printf("%s: valid (campaign '%s', %u local node agents)\n", config_file.c_str(),

@@ -58,20 +58,41 @@ TEST(cli, version_and_help) {
     EXPECT_NE(h.out.find(sub), std::string::npos) << h.out;
 }
 
-TEST(cli, run_starts_node_agents_that_join_answer_and_stop) {
+TEST(cli, run_runs_a_small_campaign_to_its_stopping_point_and_refuses_to_overwrite_it) {
   const mummi::test::temp_dir tmp;
   const auto& dir = tmp.path();
-  std::ofstream(dir / "c.yaml") << "campaign: {name: t, dir: " << (dir / "run").string()
-                                << "}\nhead: {heartbeat_ms: 100}\nnodes: {local: 3}\n";
-  auto r = run_mummi({"run", (dir / "c.yaml").string()});
-  EXPECT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("3 of 3 node agents joined, answered and stopped\n"), std::string::npos)
-    << r.out;
-  EXPECT_NE(r.out.find("node-0002"), std::string::npos) << r.out;
+  std::ofstream(dir / "c.yaml")
+    << "campaign: {name: t, dir: " << (dir / "run").string() << "}\n"
+    << "head: {heartbeat_ms: 100}\nnodes: {local: 2}\n"
+    << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
+    << "jobs:\n  createsims: {cores: 1}\n"
+    << "  simulation: {cores: 1, length_ns: 0.02, frame_ps: 2, checkpoint_minutes: 0.1}\n"
+    << "stop: {simulations: 2}\n";
+  const auto err = dir / "stderr.txt";
+  auto r = run_mummi({"run", (dir / "c.yaml").string()}, 300s, err);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("campaign 't' finished"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": 2 simulations done (0.04"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("results in " + (dir / "run").string()), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("node node-0001 joined"), std::string::npos) << r.err;
   std::ifstream ep{dir / "run" / "head.endpoint"};
   std::string endpoint;
   ep >> endpoint;
   EXPECT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
+  EXPECT_TRUE(std::filesystem::exists(dir / "run" / "journal.sqlite"));
+
+  // The same campaign again: refused (resume it instead); impossible resources: refused.
+  auto again = run_mummi({"run", (dir / "c.yaml").string()}, 60s, err);
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("already holds a campaign"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+  std::ofstream(dir / "big.yaml") << "campaign: {dir: " << (dir / "big").string() << "}\n"
+                                  << "nodes: {local: 1}\njobs: {simulation: {cores: 4096}}\n";
+  auto big = run_mummi({"run", (dir / "big.yaml").string()}, 60s, err);
+  EXPECT_EQ(big.status, 1);
+  EXPECT_NE(big.err.find("impossible resources: jobs need 4096 cores"), std::string::npos)
+    << big.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "big" / "journal.sqlite"));
 }
 
 TEST(cli, node_with_a_malformed_head_endpoint_fails_at_once) {
