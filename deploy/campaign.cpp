@@ -162,6 +162,9 @@ int run_campaign(const run_options& o, std::shared_ptr<spdlog::logger> log) {
     std::snprintf(id, sizeof(id), "node-%04u", i);
     cpl::spawn_options so;
     so.stderr_file = dir / (std::string(id) + ".log");
+    // Local agents end with the head (SIGTERM; their mdrun children follow): a resumed head
+    // starts new ones and the simulations continue from their checkpoints.
+    so.parent_death_signal = SIGTERM;
     nodes.emplace_back(
       std::vector<std::string>{
         o.self_exe, "node", "--head", gw.endpoint(), "--node-id", id, "--config",

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <exception>
 #include <fstream>
+#include <string_view>
 #include <thread>
 
+#include "mummi/coupling/child_process.hpp"
 #include "mummi/md_bridge/gro.hpp"
 #include "mummi/md_bridge/mdp.hpp"
 #include "mummi/md_bridge/ndx.hpp"
@@ -27,6 +29,26 @@ std::optional<double> production_dt(const mdp& params) {
   if (!dt || !(*dt > 0))
     return std::nullopt;
   return dt;
+}
+
+/// Opens this simulation's store for appending. A store whose last writer died (a crash of the
+/// process that ran this simulation before) keeps HDF5's "open for writing" mark: the frames
+/// it flushed are intact and this simulation is its only writer, so the mark is cleared with
+/// `h5clear -s` (hdf5-tools) and the store opened again.
+coupling::frame_store open_for_appending(const fs::path& path) {
+  try {
+    return coupling::frame_store::open(path, coupling::frame_store::mode::append);
+  } catch (const coupling::store_error& e) {
+    if (std::string_view(e.what()).find("h5clear -s") == std::string_view::npos)
+      throw;
+    coupling::child_process clear({"h5clear", "-s", path.string()}, {}, {});
+    const auto status = clear.wait_for(std::chrono::seconds{60});
+    if (!status || *status != 0)
+      throw coupling::store_error(path, std::string("could not clear the mark of its crashed "
+                                                    "writer with h5clear -s; ")
+                                          + e.what());
+    return coupling::frame_store::open(path, coupling::frame_store::mode::append);
+  }
 }
 
 } // namespace
@@ -113,7 +135,7 @@ simulation_result run_simulation(const createsims_result& system,
   // The store: new, or this simulation's frames so far (the last one's step is the newest).
   auto store = [&] {
     if (fs::exists(store_path))
-      return coupling::frame_store::open(store_path, coupling::frame_store::mode::append);
+      return open_for_appending(store_path);
     auto options = spec.store;
     options.atoms = selected_atoms;
     if (options.description.empty())

@@ -10,8 +10,12 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 #include <map>
 #include <string>
 #include <vector>
@@ -151,4 +155,73 @@ TEST(campaign, a_small_campaign_runs_to_its_stopping_point_on_a_node_process) {
   caf::anon_send_exit(wm, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sg, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+}
+
+// The head (`mummi run`) killed with SIGKILL while a simulation runs: its local node agents and
+// their mdrun go with it; `mummi run --resume` finishes the campaign, the killed simulation
+// continues from its checkpoint, and every simulation's frames are stored exactly once.
+TEST(campaign, a_head_killed_mid_simulation_resumes_without_losing_or_repeating_frames) {
+  const mummi::test::temp_dir tmp;
+  const fs::path dir = tmp / "run";
+  std::ofstream(tmp / "c.yaml")
+    << "campaign: {name: k, dir: " << dir.string() << "}\n"
+    << "head: {heartbeat_ms: 100}\nnodes: {local: 2}\n"
+    << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
+    << "jobs:\n  createsims: {cores: 1}\n"
+    << "  simulation: {cores: 1, length_ns: 0.4, frame_ps: 2, checkpoint_minutes: 0.01}\n"
+    << "stop: {simulations: 2}\n";
+  cpl::spawn_options o;
+  o.stdout_file = tmp / "first.out";
+  o.stderr_file = tmp / "first.err";
+  cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
+
+  // Wait until a simulation has stored frames and written a checkpoint, then kill the head.
+  fs::path killed_dir;
+  const auto deadline = std::chrono::steady_clock::now() + 300s;
+  while (killed_dir.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+    if (!fs::exists(dir / "journal.sqlite"))
+      continue;
+    const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+    for (const auto& job : j.jobs())
+      if (job.kind == msg::job_kind::simulation && job.state == cpl::job_state::running
+          && fs::exists(fs::path(job.work_dir) / "production.cpt")
+          && fs::exists(fs::path(job.work_dir) / "frames.h5"))
+        killed_dir = job.work_dir;
+  }
+  ASSERT_FALSE(killed_dir.empty()) << mummi::test::read_file(tmp / "first.err");
+  ::kill(head.pid(), SIGKILL);
+  (void)head.wait_for(10s);
+  const auto gone = std::chrono::steady_clock::now() + 20s;
+  while (!mummi::test::processes_under(dir).empty() && std::chrono::steady_clock::now() < gone)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(mummi::test::processes_under(dir).empty()) << "processes outlived the head";
+
+  cpl::spawn_options o2;
+  o2.stdout_file = tmp / "second.out";
+  o2.stderr_file = tmp / "second.err";
+  cpl::child_process resumed({MUMMI_PATH, "run", "--resume", dir.string()}, {}, o2);
+  const auto status = resumed.wait_for(300s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 0) << mummi::test::read_file(tmp / "second.out")
+                        << mummi::test::read_file(tmp / "second.err");
+  EXPECT_NE(mummi::test::read_file(tmp / "second.out").find("2 simulations done"),
+            std::string::npos)
+    << mummi::test::read_file(tmp / "second.out");
+
+  const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+  std::size_t done = 0;
+  for (const auto& job : j.jobs()) {
+    if (job.kind != msg::job_kind::simulation || job.state != cpl::job_state::succeeded)
+      continue;
+    done += 1;
+    const auto frames = cpl::frame_store::open(fs::path(job.work_dir) / "frames.h5").read_all();
+    ASSERT_EQ(frames.frames(), 201U) << job.work_dir;
+    for (std::size_t f = 0; f < frames.frames(); ++f)
+      ASSERT_EQ(frames.meta[f].step, static_cast<std::int64_t>(100 * f)) << job.work_dir;
+    if (fs::path(job.work_dir) == killed_dir) {
+      EXPECT_GE(j.attempt_count(job.job_id), 2U);
+    }
+  }
+  EXPECT_EQ(done, 2U);
 }
