@@ -354,6 +354,7 @@ int main(int argc, char** argv) {
       jobs->system = campaign.system ? *campaign.system : mummi::md::demo_system(data_dir() / "demo");
       jobs->gmx.gmx = campaign.gmx;
       jobs->protocol.stage_timeout = campaign.stage_timeout;
+      jobs->protocol.max_builds = static_cast<int>(std::min(campaign.max_builds, 1000u));
       node_cfg.jobs = std::move(jobs);
       return run_node(head, node_cfg, heartbeat_ms);
     }
