@@ -151,7 +151,7 @@ void deliver_incoming(gateway_actor* self, msg::envelope& e) {
       for (const auto& sub : i->second)
         std::visit(
           [&](auto& x) {
-            self->send(sub, e.from, e.topic, x);
+            caf::anon_send(sub, e.from, e.topic, x);
           },
           *e.payload);
       return;
@@ -175,9 +175,11 @@ void deliver_incoming(gateway_actor* self, msg::envelope& e) {
     return;
   }
   if (e.kind == msg::envelope_kind::oneway) {
+    // Sent anonymously: a one-way message has nobody to answer, and a target that answers
+    // anyway (a handler that replies when asked by a request) must not reach the gateway.
     std::visit(
       [&](auto& x) {
-        self->send(target->second, e.from, std::move(x));
+        caf::anon_send(target->second, e.from, std::move(x));
       },
       *e.payload);
     return;

@@ -12,9 +12,11 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 #include <map>
 #include <string>
@@ -224,4 +226,136 @@ TEST(campaign, a_head_killed_mid_simulation_resumes_without_losing_or_repeating_
     }
   }
   EXPECT_EQ(done, 2U);
+}
+
+namespace {
+
+/// The pid of the process whose command line holds `needle` (0 when none).
+pid_t pid_with_argument(const std::string& needle) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const auto name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(needle) != std::string::npos)
+      return static_cast<pid_t>(std::stol(name));
+  }
+  return 0;
+}
+
+} // namespace
+
+// A node agent killed with SIGKILL while it runs a job: the head sees the node lost within
+// the heartbeat timeout and the job runs on the other node (the loss is journaled and not
+// counted as a failure); the campaign finishes with every frame stored once.
+TEST(campaign, jobs_of_a_killed_node_run_on_the_other_node) {
+  const mummi::test::temp_dir tmp;
+  const fs::path dir = tmp / "run";
+  std::ofstream(tmp / "c.yaml")
+    << "campaign: {name: n, dir: " << dir.string() << "}\n"
+    << "head: {heartbeat_ms: 100, missed_heartbeats: 3}\nnodes: {local: 2}\n"
+    << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
+    << "jobs:\n  createsims: {cores: 1}\n"
+    << "  simulation: {cores: 1, length_ns: 0.2, frame_ps: 2, checkpoint_minutes: 0.01}\n"
+    << "stop: {simulations: 2}\n";
+  cpl::spawn_options o;
+  o.stdout_file = tmp / "out";
+  o.stderr_file = tmp / "err";
+  cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
+
+  // Kill node-0001 once it runs a simulation.
+  bool killed = false;
+  const auto deadline = std::chrono::steady_clock::now() + 300s;
+  while (!killed && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+    if (!fs::exists(dir / "journal.sqlite"))
+      continue;
+    const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+    for (const auto& job : j.jobs())
+      if (!killed && job.kind == msg::job_kind::simulation && job.state == cpl::job_state::running
+          && job.node == "node-0001" && fs::exists(fs::path(job.work_dir) / "frames.h5")) {
+        const auto pid = pid_with_argument("--node-id node-0001");
+        ASSERT_NE(pid, 0);
+        ::kill(pid, SIGKILL);
+        killed = true;
+      }
+  }
+  ASSERT_TRUE(killed) << mummi::test::read_file(tmp / "err");
+  const auto status = head.wait_for(300s);
+  ASSERT_TRUE(status.has_value());
+  // The killed agent ends the run with an error status (it did not stop cleanly) but the
+  // campaign itself finishes.
+  EXPECT_NE(mummi::test::read_file(tmp / "out").find("2 simulations done"), std::string::npos)
+    << mummi::test::read_file(tmp / "out") << mummi::test::read_file(tmp / "err");
+
+  const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+  std::size_t done = 0, moved = 0;
+  for (const auto& job : j.jobs()) {
+    if (job.kind != msg::job_kind::simulation || job.state != cpl::job_state::succeeded)
+      continue;
+    done += 1;
+    const auto frames = cpl::frame_store::open(fs::path(job.work_dir) / "frames.h5").read_all();
+    ASSERT_EQ(frames.frames(), 101U) << job.work_dir;
+    for (std::size_t f = 0; f < frames.frames(); ++f)
+      ASSERT_EQ(frames.meta[f].step, static_cast<std::int64_t>(100 * f)) << job.work_dir;
+    if (j.attempt_count(job.job_id) >= 2) {
+      moved += 1;
+      EXPECT_EQ(job.node, "node-0000");
+    }
+  }
+  EXPECT_EQ(done, 2U);
+  EXPECT_GE(moved, 1U);
+  std::size_t lost_events = 0;
+  for (const auto& e : j.events())
+    lost_events += e.kind == "node_lost" && e.text == "node-0001";
+  EXPECT_EQ(lost_events, 1U);
+}
+
+// Createsims that can never finish (a 1 s limit per stage): each job is tried max_attempts
+// times with new seeds, then given up, its structure reported failed to the sampler; the
+// campaign ends at its wall time.
+TEST(campaign, a_job_that_always_fails_is_given_up_after_its_attempts) {
+  const mummi::test::temp_dir tmp;
+  const fs::path dir = tmp / "run";
+  std::ofstream(tmp / "c.yaml")
+    << "campaign: {name: f, dir: " << dir.string() << "}\n"
+    << "head: {heartbeat_ms: 100}\nnodes: {local: 1}\n"
+    << "createsims: {stage_timeout_s: 1}\n"
+    << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
+    << "jobs: {createsims: {cores: 1}, simulation: {cores: 1}, max_attempts: 2, "
+       "backoff_ms: 100}\n"
+    << "stop: {simulations: 1, wall_time_s: 25}\n";
+  auto r = mummi::test::read_file; // keep the name short below
+  cpl::spawn_options o;
+  o.stdout_file = tmp / "out";
+  o.stderr_file = tmp / "err";
+  cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
+  const auto status = head.wait_for(120s);
+  ASSERT_TRUE(status.has_value()) << r(tmp / "err");
+  EXPECT_EQ(*status, 0) << r(tmp / "out") << r(tmp / "err");
+
+  const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+  std::size_t given_up = 0;
+  for (const auto& job : j.jobs()) {
+    EXPECT_EQ(job.kind, msg::job_kind::createsims);
+    if (job.state != cpl::job_state::failed)
+      continue;
+    given_up += 1;
+    EXPECT_EQ(j.attempt_count(job.job_id), 2U) << job.job_id;
+    EXPECT_EQ(job.reason, msg::failure_reason::timeout) << job.message;
+  }
+  EXPECT_GE(given_up, 1U) << r(tmp / "out");
+  std::size_t failed_feedback = 0;
+  for (const auto& e : j.sampler_log())
+    if (e.op == cpl::sampler_op::feedback) {
+      const auto& f = std::get<msg::feedback>(*e.body);
+      failed_feedback += f.kind == msg::feedback_kind::createsims && !f.ok;
+    }
+  EXPECT_EQ(failed_feedback, given_up);
+  std::size_t retries = 0;
+  for (const auto& e : j.events())
+    retries += e.kind == "retry";
+  EXPECT_GE(retries, given_up);
 }
