@@ -1,8 +1,9 @@
 // A small real campaign: a head (gateway, node registry, structure generator with the demo
-// model, workflow manager, one journal) and a real `mummi node` process with the real `gmx`:
-// structures are generated and validated, createsims and short simulations run on the node
-// until the stopping point, the journal records every job, attempt and feedback, and each
-// simulation's frames are stored once.
+// model, workflow manager, one journal) and real `mummi node` processes with the real `gmx`:
+// structures are generated and validated, createsims and short simulations run on the nodes
+// until the stopping point (a second node that joins mid-campaign gets work at once), the
+// journal records every job, attempt and feedback, and each simulation's frames are stored
+// once. Then: a head killed and resumed, a node killed, a job that always fails.
 
 #include <gtest/gtest.h>
 
@@ -54,7 +55,7 @@ std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
 
 } // namespace
 
-TEST(campaign, a_small_campaign_runs_to_its_stopping_point_on_a_node_process) {
+TEST(campaign, a_small_campaign_runs_to_its_stopping_point_and_a_node_joining_gets_work) {
   const mummi::test::temp_dir tmp;
   const fs::path campaign = tmp / "campaign";
   fs::create_directories(campaign);
@@ -98,35 +99,46 @@ TEST(campaign, a_small_campaign_runs_to_its_stopping_point_on_a_node_process) {
   wc.frame_ps = 2;
   wc.checkpoint_minutes = 0.05;
   wc.buffer = 2;
-  wc.stop_after_simulations = 2;
+  wc.stop_after_simulations = 3;
   const auto wm = act::spawn_workflow_manager(sys, wc);
 
-  cpl::spawn_options o;
-  o.stderr_file = tmp / "node.log";
-  cpl::child_process node({MUMMI_PATH, "node", "--head", gw.endpoint(), "--node-id", "n1",
-                           "--cores", "2", "--gpus", "0", "--heartbeat-ms", "200", "--grace-s",
-                           "5"},
-                          {}, o);
-
+  const auto start_node = [&](const std::string& id) {
+    cpl::spawn_options o;
+    o.stderr_file = tmp / (id + ".log");
+    return cpl::child_process({MUMMI_PATH, "node", "--head", gw.endpoint(), "--node-id", id,
+                               "--cores", "2", "--gpus", "0", "--heartbeat-ms", "200",
+                               "--grace-s", "5"},
+                              {}, o);
+  };
+  auto n1 = start_node("n1");
+  // n2 joins once n1 is busy (every job takes both of a node's cores).
   caf::scoped_actor self{sys};
+  for (bool busy = false; !busy;) {
+    self->request(wm, 10s, act::stats_atom::value)
+      .receive([&](msg::monitor_event& e) { busy = fields_of(e)["cores_busy"] == "2"; },
+               [&](caf::error& e) { FAIL() << sys.render(e); });
+    self->receive(caf::after(100ms) >> [] {});
+  }
+  auto n2 = start_node("n2");
+
   std::map<std::string, std::string> done;
   self->request(wm, 600s, act::await_done_atom::value)
     .receive([&](msg::monitor_event& e) { done = fields_of(e); },
              [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
-  ASSERT_FALSE(done.empty()) << mummi::test::read_file(tmp / "node.log");
-  EXPECT_EQ(done["simulation_succeeded"], "2");
-  EXPECT_EQ(done["createsims_succeeded"], "2");
+  ASSERT_FALSE(done.empty()) << mummi::test::read_file(tmp / "n1.log");
+  EXPECT_EQ(done["simulation_succeeded"], "3");
+  EXPECT_EQ(done["createsims_succeeded"], "3");
   EXPECT_EQ(done["createsims_failed"], "0");
-  EXPECT_EQ(done["nodes"], "1");
-  EXPECT_DOUBLE_EQ(std::stod(done["ns_simulated"]), 0.04);
+  EXPECT_EQ(done["nodes"], "2");
+  EXPECT_DOUBLE_EQ(std::stod(done["ns_simulated"]), 0.06);
 
-  // The journal (its own connection): every job with one attempt, each simulation's frames
-  // once, two createsims outcomes fed back to the sampler.
+  // The journal (its own connection): every job with one attempt, some of them on the node
+  // that joined, each simulation's frames once, three createsims outcomes fed back.
   const auto j = cpl::journal::open(journal_path, cpl::journal_mode::open);
-  std::size_t simulations = 0;
+  std::size_t simulations = 0, on_n2 = 0;
   for (const auto& job : j.jobs()) {
     EXPECT_EQ(job.state, cpl::job_state::succeeded) << job.job_id << " " << job.message;
-    EXPECT_EQ(job.node, "n1");
+    on_n2 += job.node == "n2";
     EXPECT_EQ(j.attempt_count(job.job_id), 1U);
     if (job.kind != msg::job_kind::simulation)
       continue;
@@ -137,23 +149,29 @@ TEST(campaign, a_small_campaign_runs_to_its_stopping_point_on_a_node_process) {
       EXPECT_EQ(frames.meta[f].step, static_cast<std::int64_t>(100 * f));
     EXPECT_TRUE(fs::exists(fs::path(job.input_dir) / "production.tpr"));
   }
-  EXPECT_EQ(simulations, 2U);
+  EXPECT_EQ(simulations, 3U);
+  EXPECT_GE(on_n2, 1U);
   std::size_t createsims_feedback = 0;
   for (const auto& e : j.sampler_log())
     if (e.op == cpl::sampler_op::feedback
         && std::get<msg::feedback>(*e.body).kind == msg::feedback_kind::createsims)
       createsims_feedback += 1;
-  EXPECT_EQ(createsims_feedback, 2U);
-  std::size_t simulation_done_events = 0;
-  for (const auto& e : j.events())
+  EXPECT_EQ(createsims_feedback, 3U);
+  std::size_t simulation_done_events = 0, joined_events = 0;
+  for (const auto& e : j.events()) {
     simulation_done_events += e.kind == "simulation_done";
-  EXPECT_EQ(simulation_done_events, 2U);
+    joined_events += e.kind == "node_joined";
+  }
+  EXPECT_EQ(simulation_done_events, 3U);
+  EXPECT_EQ(joined_events, 2U);
 
   msg::control stop;
   stop.command = msg::control_command::stop;
-  self->request(gw.handle(), 10s, cpl::request_atom::value, msg::address{"n1", "agent"}, stop)
-    .receive([](msg::ack&) {}, [](caf::error&) {});
-  EXPECT_TRUE(node.wait_for(20s).has_value());
+  for (const char* id : {"n1", "n2"})
+    self->request(gw.handle(), 10s, cpl::request_atom::value, msg::address{id, "agent"}, stop)
+      .receive([](msg::ack&) {}, [](caf::error&) {});
+  EXPECT_TRUE(n1.wait_for(20s).has_value());
+  EXPECT_TRUE(n2.wait_for(20s).has_value());
   caf::anon_send_exit(wm, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sg, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
