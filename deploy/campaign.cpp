@@ -98,12 +98,23 @@ int run_campaign(const run_options& o, std::shared_ptr<spdlog::logger> log) {
       + " GPUs, but each of the " + std::to_string(cfg.local_nodes)
       + " local node agents has " + std::to_string(node_cores) + " cores and 0 GPUs");
 
-  fs::create_directories(dir);
-  std::ofstream(dir / "config.path") << fs::absolute(config_file).string() << '\n';
+  // Everything that can be wrong with the inputs is found before the campaign exists (no
+  // journal yet, so a corrected configuration can start it): the protein, the model and
+  // frames, the sampler and its parameters.
   const auto demo = o.data_dir / "demo";
   const auto system = cfg.system ? *cfg.system : md::demo_system(demo);
   const auto protein = md::read_gro(cfg.protein_structure.empty() ? demo / "protein.gro"
                                                                   : cfg.protein_structure);
+  auto sg_cfg = act::structure_generator_for(
+    system, protein, cfg.model.empty() ? demo / "model.ae" : cfg.model,
+    cfg.frames.empty() ? std::vector<fs::path>{demo / "frames.h5"} : cfg.frames, dir / "sg");
+  sg_cfg.sampler.sampler = cfg.sampler;
+  for (const auto& [k, v] : cfg.sampler_params)
+    sg_cfg.sampler.params[k] = v;
+  sg_cfg.sampler.seed = cfg.seed;
+  (void)sg_cfg.sampler.registry->create(cfg.sampler, sg_cfg.sampler.states, sg_cfg.sampler.params,
+                                        cfg.seed);
+  std::ofstream(dir / "config.path") << fs::absolute(config_file).string() << '\n';
 
   cpl::system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
@@ -120,13 +131,6 @@ int run_campaign(const run_options& o, std::shared_ptr<spdlog::logger> log) {
   const auto registry = act::spawn_node_registry(
     sys, gw.handle(), act::node_registry_config{"head", cfg.name, cfg.heartbeat_period}, log);
 
-  auto sg_cfg = act::structure_generator_for(
-    system, protein, cfg.model.empty() ? demo / "model.ae" : cfg.model,
-    cfg.frames.empty() ? std::vector<fs::path>{demo / "frames.h5"} : cfg.frames, dir / "sg");
-  sg_cfg.sampler.sampler = cfg.sampler;
-  for (const auto& [k, v] : cfg.sampler_params)
-    sg_cfg.sampler.params[k] = v;
-  sg_cfg.sampler.seed = cfg.seed;
   sg_cfg.buffer = cfg.buffer;
   sg_cfg.factor_extra = cfg.factor_extra;
   sg_cfg.batch = cfg.batch;

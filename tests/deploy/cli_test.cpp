@@ -93,6 +93,13 @@ TEST(cli, run_runs_a_small_campaign_to_its_stopping_point_and_refuses_to_overwri
   EXPECT_NE(big.err.find("impossible resources: jobs need 4096 cores"), std::string::npos)
     << big.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "big" / "journal.sqlite"));
+  // A sampler parameter that does not exist: refused before the campaign exists.
+  std::ofstream(dir / "odd.yaml") << "campaign: {dir: " << (dir / "odd").string() << "}\n"
+                                  << "sampler: {name: ot, params: {colour: red}}\n";
+  auto odd = run_mummi({"run", (dir / "odd.yaml").string()}, 60s, err);
+  EXPECT_EQ(odd.status, 1);
+  EXPECT_NE(odd.err.find("unknown parameter 'colour'"), std::string::npos) << odd.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "odd" / "journal.sqlite"));
 }
 
 TEST(cli, node_with_a_malformed_head_endpoint_fails_at_once) {

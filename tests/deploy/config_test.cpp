@@ -145,3 +145,50 @@ TEST(config, system_problems_are_all_reported) {
   EXPECT_TRUE(has("system.membrane.thickness: unknown key"));
   EXPECT_TRUE(has("system.membrane: needs the lipids of both leaflets"));
 }
+
+TEST(config, the_campaign_sections_are_read_and_their_problems_all_reported) {
+  const auto c = mummi::deploy::parse_campaign_config(
+    "sampler: {name: ot, seed: 7, params: {lambda_min: 0.1, weight: 0.3}}\n"
+    "structure_generator: {buffer: 3, factor_extra: 1.5, batch: 5, workers: 2}\n"
+    "jobs:\n  createsims: {cores: 6, gpus: 1}\n"
+    "  simulation: {cores: 6, gpus: 1, length_ns: 600, frame_ps: 500, checkpoint_minutes: 15}\n"
+    "  max_attempts: 5\n  backoff_ms: 250\n"
+    "stop: {simulations: 10, wall_time_s: 3600}\n",
+    "c.yaml");
+  EXPECT_EQ(c.sampler, "ot");
+  EXPECT_EQ(c.seed, 7U);
+  ASSERT_EQ(c.sampler_params.size(), 2U);
+  EXPECT_EQ(c.sampler_params[0], (std::pair<std::string, std::string>{"lambda_min", "0.1"}));
+  EXPECT_EQ(c.buffer, 3U);
+  EXPECT_EQ(c.factor_extra, 1.5);
+  EXPECT_EQ(c.batch, 5U);
+  EXPECT_EQ(c.validation_workers, 2U);
+  EXPECT_EQ(c.createsims_cores, 6U);
+  EXPECT_EQ(c.simulation_gpus, 1U);
+  EXPECT_EQ(c.length_ns, 600);
+  EXPECT_EQ(c.frame_ps, 500);
+  EXPECT_EQ(c.checkpoint_minutes, 15);
+  EXPECT_EQ(c.max_attempts, 5U);
+  EXPECT_EQ(c.backoff, std::chrono::milliseconds{250});
+  EXPECT_EQ(c.stop_simulations, 10U);
+  EXPECT_EQ(c.wall_time, std::chrono::seconds{3600});
+
+  const auto p = problems_of("ml: {model: no-such.ae, frames: []}\n"
+                             "sampler: {name: '', params: [1, 2]}\n"
+                             "structure_generator: {buffer: 0, factor_extra: 0.5, colour: red}\n"
+                             "jobs:\n  createsims: {cores: 0}\n"
+                             "  simulation: {length_ns: -1, frame_ps: 0}\n"
+                             "  max_attempts: 0\n"
+                             "stop: {simulations: x}\n");
+  std::string all;
+  for (const auto& x : p)
+    all += x + "\n";
+  for (const char* part :
+       {"ml.model: no such file", "ml.frames: must be a list", "sampler.name", "sampler.params",
+        "structure_generator.buffer", "structure_generator.factor_extra: must be in [1, 1000]",
+        "structure_generator.colour: unknown key", "jobs.createsims.cores",
+        "jobs.simulation.length_ns: must be positive", "jobs.simulation.frame_ps",
+        "jobs.max_attempts", "stop.simulations"})
+    EXPECT_NE(all.find(part), std::string::npos) << part << "\n" << all;
+  EXPECT_EQ(p.size(), 12U) << all;
+}
