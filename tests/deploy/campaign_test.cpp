@@ -15,6 +15,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <functional>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -51,6 +54,40 @@ std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
   for (const auto& kv : e.fields)
     out[kv.key] = kv.value;
   return out;
+}
+
+struct run_result {
+  int status = -1;
+  std::string out, err;
+};
+
+/// Runs mummi to its end (up to 300 s) with stdout and stderr in files named after `prefix`.
+run_result run_mummi_child(std::vector<std::string> args, const fs::path& prefix) {
+  args.insert(args.begin(), MUMMI_PATH);
+  cpl::spawn_options o;
+  o.stdout_file = prefix.string() + ".out";
+  o.stderr_file = prefix.string() + ".err";
+  cpl::child_process p(std::move(args), {}, o);
+  run_result r;
+  r.status = p.wait_for(300s).value_or(-1);
+  r.out = mummi::test::read_file(o.stdout_file);
+  r.err = mummi::test::read_file(o.stderr_file);
+  return r;
+}
+
+/// The first value the sqlite3 shell prints for `sql`, without its line end.
+std::string sqlite_value(const fs::path& db, const std::string& sql) {
+  const std::string cmd = "sqlite3 '" + db.string() + "' \"" + sql + "\"";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr)
+    return "popen failed";
+  char buf[256] = {};
+  const bool got = std::fgets(buf, sizeof buf, p) != nullptr;
+  ::pclose(p);
+  std::string v = got ? buf : "";
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r'))
+    v.pop_back();
+  return v;
 }
 
 } // namespace
@@ -177,28 +214,23 @@ TEST(campaign, a_small_campaign_runs_to_its_stopping_point_and_a_node_joining_ge
   caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
 }
 
-// The head (`mummi run`) killed with SIGKILL while a simulation runs: its local node agents and
-// their mdrun go with it; `mummi run --resume` finishes the campaign, the killed simulation
-// continues from its checkpoint, and every simulation's frames are stored exactly once.
-TEST(campaign, a_head_killed_mid_simulation_resumes_without_losing_or_repeating_frames) {
-  const mummi::test::temp_dir tmp;
-  const fs::path dir = tmp / "run";
-  std::ofstream(tmp / "c.yaml")
-    << "campaign: {name: k, dir: " << dir.string() << "}\n"
-    << "head: {heartbeat_ms: 100}\nnodes: {local: 2}\n"
-    << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
-    << "jobs:\n  createsims: {cores: 1}\n"
-    << "  simulation: {cores: 1, length_ns: 0.4, frame_ps: 2, checkpoint_minutes: 0.01}\n"
-    << "stop: {simulations: 2}\n";
-  cpl::spawn_options o;
-  o.stdout_file = tmp / "first.out";
-  o.stderr_file = tmp / "first.err";
-  cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
+namespace {
 
-  // Wait until a simulation has stored frames and written a checkpoint, then kill the head.
-  fs::path killed_dir;
+/// A campaign configuration for `mummi run` with short jobs; `extra` is appended.
+void write_config(const fs::path& file, const fs::path& dir, const std::string& extra) {
+  std::ofstream(file) << "campaign: {name: t, dir: " << dir.string() << "}\n"
+                      << "head: {heartbeat_ms: 100, missed_heartbeats: 3}\n"
+                      << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
+                      << extra;
+}
+
+/// Waits (up to 300 s) until the campaign in `dir` runs a simulation that has stored frames,
+/// written a checkpoint and passes `accept`; returns it.
+std::optional<cpl::journal_job>
+running_simulation(const fs::path& dir, const std::function<bool(const cpl::journal_job&)>& accept
+                                        = {}) {
   const auto deadline = std::chrono::steady_clock::now() + 300s;
-  while (killed_dir.empty() && std::chrono::steady_clock::now() < deadline) {
+  while (std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(200ms);
     if (!fs::exists(dir / "journal.sqlite"))
       continue;
@@ -206,47 +238,32 @@ TEST(campaign, a_head_killed_mid_simulation_resumes_without_losing_or_repeating_
     for (const auto& job : j.jobs())
       if (job.kind == msg::job_kind::simulation && job.state == cpl::job_state::running
           && fs::exists(fs::path(job.work_dir) / "production.cpt")
-          && fs::exists(fs::path(job.work_dir) / "frames.h5"))
-        killed_dir = job.work_dir;
+          && fs::exists(fs::path(job.work_dir) / "frames.h5") && (!accept || accept(job)))
+        return job;
   }
-  ASSERT_FALSE(killed_dir.empty()) << mummi::test::read_file(tmp / "first.err");
-  ::kill(head.pid(), SIGKILL);
-  (void)head.wait_for(10s);
-  const auto gone = std::chrono::steady_clock::now() + 20s;
-  while (!mummi::test::processes_under(dir).empty() && std::chrono::steady_clock::now() < gone)
-    std::this_thread::sleep_for(100ms);
-  ASSERT_TRUE(mummi::test::processes_under(dir).empty()) << "processes outlived the head";
+  return std::nullopt;
+}
 
-  cpl::spawn_options o2;
-  o2.stdout_file = tmp / "second.out";
-  o2.stderr_file = tmp / "second.err";
-  cpl::child_process resumed({MUMMI_PATH, "run", "--resume", dir.string()}, {}, o2);
-  const auto status = resumed.wait_for(300s);
-  ASSERT_TRUE(status.has_value());
-  EXPECT_EQ(*status, 0) << mummi::test::read_file(tmp / "second.out")
-                        << mummi::test::read_file(tmp / "second.err");
-  EXPECT_NE(mummi::test::read_file(tmp / "second.out").find("2 simulations done"),
-            std::string::npos)
-    << mummi::test::read_file(tmp / "second.out");
-
-  const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+/// Checks that `simulations` simulations succeeded, each with `frames` frames at steps 0, 100,
+/// ... (every frame once); returns the jobs that took more than one attempt.
+std::vector<cpl::journal_job> expect_frames_once(const cpl::journal& j, std::size_t simulations,
+                                                 std::size_t frames) {
+  std::vector<cpl::journal_job> retried;
   std::size_t done = 0;
   for (const auto& job : j.jobs()) {
     if (job.kind != msg::job_kind::simulation || job.state != cpl::job_state::succeeded)
       continue;
     done += 1;
-    const auto frames = cpl::frame_store::open(fs::path(job.work_dir) / "frames.h5").read_all();
-    ASSERT_EQ(frames.frames(), 201U) << job.work_dir;
-    for (std::size_t f = 0; f < frames.frames(); ++f)
-      ASSERT_EQ(frames.meta[f].step, static_cast<std::int64_t>(100 * f)) << job.work_dir;
-    if (fs::path(job.work_dir) == killed_dir) {
-      EXPECT_GE(j.attempt_count(job.job_id), 2U);
-    }
+    const auto f = cpl::frame_store::open(fs::path(job.work_dir) / "frames.h5").read_all();
+    EXPECT_EQ(f.frames(), frames) << job.work_dir;
+    for (std::size_t i = 0; i < f.frames(); ++i)
+      EXPECT_EQ(f.meta[i].step, static_cast<std::int64_t>(100 * i)) << job.work_dir;
+    if (j.attempt_count(job.job_id) >= 2)
+      retried.push_back(job);
   }
-  EXPECT_EQ(done, 2U);
+  EXPECT_EQ(done, simulations);
+  return retried;
 }
-
-namespace {
 
 /// The pid of the process whose command line holds `needle` (0 when none).
 pid_t pid_with_argument(const std::string& needle) {
@@ -263,7 +280,71 @@ pid_t pid_with_argument(const std::string& needle) {
   return 0;
 }
 
+const char* const two_simulations = "nodes: {local: 2}\n"
+                                    "jobs:\n  createsims: {cores: 1}\n"
+                                    "  simulation: {cores: 1, length_ns: 0.4, frame_ps: 2, "
+                                    "checkpoint_minutes: 0.01}\n"
+                                    "stop: {simulations: 2}\n";
+
 } // namespace
+
+// The head (`mummi run`) killed with SIGKILL while a simulation runs: its local node agents and
+// their mdrun go with it; `mummi run --resume` finishes the campaign, the killed simulation
+// continues from its checkpoint, and every simulation's frames are stored exactly once.
+TEST(campaign, a_head_killed_mid_simulation_resumes_without_losing_or_repeating_frames) {
+  const mummi::test::temp_dir tmp;
+  const fs::path dir = tmp / "run";
+  write_config(tmp / "c.yaml", dir, two_simulations);
+  cpl::spawn_options o;
+  o.stdout_file = tmp / "first.out";
+  o.stderr_file = tmp / "first.err";
+  cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
+  const auto killed = running_simulation(dir);
+  ASSERT_TRUE(killed) << mummi::test::read_file(tmp / "first.err");
+  ::kill(head.pid(), SIGKILL);
+  (void)head.wait_for(10s);
+  const auto gone = std::chrono::steady_clock::now() + 20s;
+  while (!mummi::test::processes_under(dir).empty() && std::chrono::steady_clock::now() < gone)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(mummi::test::processes_under(dir).empty()) << "processes outlived the head";
+
+  auto r = run_mummi_child({"run", "--resume", dir.string()}, tmp / "second");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("2 simulations done"), std::string::npos) << r.out;
+  const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+  const auto retried = expect_frames_once(j, 2, 201);
+  ASSERT_EQ(retried.size(), 1U);
+  EXPECT_EQ(retried[0].job_id, killed->job_id);
+}
+
+// A simulation's mdrun killed with SIGKILL: the job fails as process_crashed, is placed again
+// after the backoff and continues from its checkpoint; every frame is stored once.
+TEST(campaign, a_killed_mdrun_is_restarted_from_its_checkpoint) {
+  const mummi::test::temp_dir tmp;
+  const fs::path dir = tmp / "run";
+  write_config(tmp / "c.yaml", dir, two_simulations);
+  cpl::spawn_options o;
+  o.stdout_file = tmp / "out";
+  o.stderr_file = tmp / "err";
+  cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
+  const auto victim = running_simulation(dir);
+  ASSERT_TRUE(victim) << mummi::test::read_file(tmp / "err");
+  const auto pids = mummi::test::processes_in(victim->work_dir);
+  ASSERT_FALSE(pids.empty());
+  for (const auto pid : pids)
+    ::kill(pid, SIGKILL);
+  const auto status = head.wait_for(300s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 0) << mummi::test::read_file(tmp / "out") << mummi::test::read_file(tmp / "err");
+  const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
+  const auto retried = expect_frames_once(j, 2, 201);
+  ASSERT_EQ(retried.size(), 1U);
+  EXPECT_EQ(retried[0].job_id, victim->job_id);
+  EXPECT_EQ(sqlite_value(dir / "journal.sqlite",
+                         "SELECT reason FROM attempts WHERE job_id = " +
+                           std::to_string(victim->job_id) + " AND attempt = 1"),
+            std::to_string(static_cast<int>(msg::failure_reason::process_crashed)));
+}
 
 // A node agent killed with SIGKILL while it runs a job: the head sees the node lost within
 // the heartbeat timeout and the job runs on the other node (the loss is journaled and not
@@ -271,60 +352,29 @@ pid_t pid_with_argument(const std::string& needle) {
 TEST(campaign, jobs_of_a_killed_node_run_on_the_other_node) {
   const mummi::test::temp_dir tmp;
   const fs::path dir = tmp / "run";
-  std::ofstream(tmp / "c.yaml")
-    << "campaign: {name: n, dir: " << dir.string() << "}\n"
-    << "head: {heartbeat_ms: 100, missed_heartbeats: 3}\nnodes: {local: 2}\n"
-    << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
-    << "jobs:\n  createsims: {cores: 1}\n"
-    << "  simulation: {cores: 1, length_ns: 0.2, frame_ps: 2, checkpoint_minutes: 0.01}\n"
-    << "stop: {simulations: 2}\n";
+  write_config(tmp / "c.yaml", dir, two_simulations);
   cpl::spawn_options o;
   o.stdout_file = tmp / "out";
   o.stderr_file = tmp / "err";
   cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
-
-  // Kill node-0001 once it runs a simulation.
-  bool killed = false;
-  const auto deadline = std::chrono::steady_clock::now() + 300s;
-  while (!killed && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(200ms);
-    if (!fs::exists(dir / "journal.sqlite"))
-      continue;
-    const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
-    for (const auto& job : j.jobs())
-      if (!killed && job.kind == msg::job_kind::simulation && job.state == cpl::job_state::running
-          && job.node == "node-0001" && fs::exists(fs::path(job.work_dir) / "frames.h5")) {
-        const auto pid = pid_with_argument("--node-id node-0001");
-        ASSERT_NE(pid, 0);
-        ::kill(pid, SIGKILL);
-        killed = true;
-      }
-  }
-  ASSERT_TRUE(killed) << mummi::test::read_file(tmp / "err");
+  const auto victim = running_simulation(dir, [](const cpl::journal_job& job) {
+    return job.node == "node-0001";
+  });
+  ASSERT_TRUE(victim) << mummi::test::read_file(tmp / "err");
+  const auto pid = pid_with_argument("--node-id node-0001");
+  ASSERT_NE(pid, 0);
+  ::kill(pid, SIGKILL);
   const auto status = head.wait_for(300s);
   ASSERT_TRUE(status.has_value());
   // The killed agent ends the run with an error status (it did not stop cleanly) but the
   // campaign itself finishes.
   EXPECT_NE(mummi::test::read_file(tmp / "out").find("2 simulations done"), std::string::npos)
     << mummi::test::read_file(tmp / "out") << mummi::test::read_file(tmp / "err");
-
   const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
-  std::size_t done = 0, moved = 0;
-  for (const auto& job : j.jobs()) {
-    if (job.kind != msg::job_kind::simulation || job.state != cpl::job_state::succeeded)
-      continue;
-    done += 1;
-    const auto frames = cpl::frame_store::open(fs::path(job.work_dir) / "frames.h5").read_all();
-    ASSERT_EQ(frames.frames(), 101U) << job.work_dir;
-    for (std::size_t f = 0; f < frames.frames(); ++f)
-      ASSERT_EQ(frames.meta[f].step, static_cast<std::int64_t>(100 * f)) << job.work_dir;
-    if (j.attempt_count(job.job_id) >= 2) {
-      moved += 1;
-      EXPECT_EQ(job.node, "node-0000");
-    }
-  }
-  EXPECT_EQ(done, 2U);
-  EXPECT_GE(moved, 1U);
+  const auto retried = expect_frames_once(j, 2, 201);
+  ASSERT_EQ(retried.size(), 1U);
+  EXPECT_EQ(retried[0].job_id, victim->job_id);
+  EXPECT_EQ(retried[0].node, "node-0000");
   std::size_t lost_events = 0;
   for (const auto& e : j.events())
     lost_events += e.kind == "node_lost" && e.text == "node-0001";
@@ -337,22 +387,13 @@ TEST(campaign, jobs_of_a_killed_node_run_on_the_other_node) {
 TEST(campaign, a_job_that_always_fails_is_given_up_after_its_attempts) {
   const mummi::test::temp_dir tmp;
   const fs::path dir = tmp / "run";
-  std::ofstream(tmp / "c.yaml")
-    << "campaign: {name: f, dir: " << dir.string() << "}\n"
-    << "head: {heartbeat_ms: 100}\nnodes: {local: 1}\n"
-    << "createsims: {stage_timeout_s: 1}\n"
-    << "structure_generator: {buffer: 1, factor_extra: 1, batch: 2}\n"
-    << "jobs: {createsims: {cores: 1}, simulation: {cores: 1}, max_attempts: 2, "
-       "backoff_ms: 100}\n"
-    << "stop: {simulations: 1, wall_time_s: 25}\n";
-  auto r = mummi::test::read_file; // keep the name short below
-  cpl::spawn_options o;
-  o.stdout_file = tmp / "out";
-  o.stderr_file = tmp / "err";
-  cpl::child_process head({MUMMI_PATH, "run", (tmp / "c.yaml").string()}, {}, o);
-  const auto status = head.wait_for(120s);
-  ASSERT_TRUE(status.has_value()) << r(tmp / "err");
-  EXPECT_EQ(*status, 0) << r(tmp / "out") << r(tmp / "err");
+  write_config(tmp / "c.yaml", dir,
+               "nodes: {local: 1}\ncreatesims: {stage_timeout_s: 1}\n"
+               "jobs: {createsims: {cores: 1}, simulation: {cores: 1}, max_attempts: 2, "
+               "backoff_ms: 100}\n"
+               "stop: {simulations: 1, wall_time_s: 25}\n");
+  auto r = run_mummi_child({"run", (tmp / "c.yaml").string()}, tmp / "run-out");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
 
   const auto j = cpl::journal::open(dir / "journal.sqlite", cpl::journal_mode::open);
   std::size_t given_up = 0;
@@ -364,7 +405,7 @@ TEST(campaign, a_job_that_always_fails_is_given_up_after_its_attempts) {
     EXPECT_EQ(j.attempt_count(job.job_id), 2U) << job.job_id;
     EXPECT_EQ(job.reason, msg::failure_reason::timeout) << job.message;
   }
-  EXPECT_GE(given_up, 1U) << r(tmp / "out");
+  EXPECT_GE(given_up, 1U) << r.out;
   std::size_t failed_feedback = 0;
   for (const auto& e : j.sampler_log())
     if (e.op == cpl::sampler_op::feedback) {
