@@ -78,6 +78,59 @@ void set_start(mdp& params, bool continuing, std::uint64_t seed) {
   params.set("continuation", "no");
 }
 
+mdrun_result run_and_follow(const gmx_runner& runner, const fs::path& tpr, const fs::path& work_dir,
+                            const mdrun_options& options, const fs::path& xtc,
+                            const xtc_stream_options& reader_options,
+                            const std::function<void(const xtc_frame&)>& take,
+                            const std::atomic<bool>* cancel) {
+  std::atomic<bool> stop{false}, finished{false};
+  std::exception_ptr run_failure;
+  mdrun_result run;
+  std::thread run_thread([&] {
+    try {
+      run = runner.mdrun(tpr, work_dir, options, &stop);
+    } catch (...) {
+      run_failure = std::current_exception();
+    }
+    finished = true;
+  });
+  struct stop_and_join {
+    std::thread& thread;
+    std::atomic<bool>& stop;
+    ~stop_and_join() {
+      if (thread.joinable()) {
+        stop = true;
+        thread.join();
+      }
+    }
+  } guard{run_thread, stop};
+
+  xtc_stream_reader reader(xtc, reader_options);
+  const auto cancelled = [&] {
+    return finished.load() || (cancel != nullptr && cancel->load());
+  };
+  for (;;) {
+    if (auto f = reader.wait_next(std::chrono::seconds(1), cancelled)) {
+      take(*f);
+      continue;
+    }
+    if (cancel != nullptr && cancel->load())
+      stop = true; // mdrun's thread then ends with gmx_error(cancelled)
+    if (finished.load())
+      break;
+  }
+  run_thread.join();
+  if (run_failure)
+    std::rethrow_exception(run_failure);
+  while (auto f = reader.try_next())
+    take(*f);
+  if (reader.pending_bytes() > 0)
+    throw io_error(xtc, 0,
+                   "ends with an incomplete frame at byte " + std::to_string(reader.offset())
+                     + " after mdrun finished");
+  return run;
+}
+
 } // namespace detail
 
 namespace {
@@ -472,34 +525,11 @@ ensemble_result run_ensemble(const createsims_result& system, const createsims_p
   options.checkpoint.clear();
   options.extra_args.insert(options.extra_args.end(), {"-px", path("_pullx.xvg").string()});
 
-  // mdrun runs (and is waited for) in its own thread; this one follows the trajectory.
   ensemble_result result;
   result.trajectory = path(".xtc");
   result.pull_output = path("_pullx.xvg");
   result.frames.atoms = protein.atoms;
-  std::atomic<bool> stop{false}, finished{false};
-  std::exception_ptr run_failure;
-  std::thread run_thread([&runner, &result, &in, &options, &stop, &finished, &run_failure] {
-    try {
-      result.run = runner.mdrun(in.output, in.work_dir, options, &stop);
-    } catch (...) {
-      run_failure = std::current_exception();
-    }
-    finished = true;
-  });
-  struct stop_and_join {
-    std::thread& thread;
-    std::atomic<bool>& stop;
-    ~stop_and_join() {
-      if (thread.joinable()) {
-        stop = true;
-        thread.join();
-      }
-    }
-  } guard{run_thread, stop};
-
-  xtc_stream_reader reader(result.trajectory);
-  auto take = [&](const xtc_frame& f) {
+  const auto take = [&](const xtc_frame& f) {
     if (f.natoms != protein.atoms)
       throw io_error(result.trajectory, 0,
                      "the frame at byte " + std::to_string(f.offset) + " holds "
@@ -518,28 +548,8 @@ ensemble_result run_ensemble(const createsims_result& system, const createsims_p
     m.source = spec.source;
     result.frames.meta.push_back(m);
   };
-  const auto cancelled = [&] {
-    return finished.load() || (cancel != nullptr && cancel->load());
-  };
-  for (;;) {
-    if (auto f = reader.wait_next(std::chrono::seconds(1), cancelled)) {
-      take(*f);
-      continue;
-    }
-    if (cancel != nullptr && cancel->load())
-      stop = true; // mdrun's thread then ends with gmx_error(cancelled)
-    if (finished.load())
-      break;
-  }
-  run_thread.join();
-  if (run_failure)
-    std::rethrow_exception(run_failure);
-  while (auto f = reader.try_next())
-    take(*f);
-  if (reader.pending_bytes() > 0)
-    throw io_error(result.trajectory, 0,
-                   "ends with an incomplete frame at byte " + std::to_string(reader.offset())
-                     + " after mdrun finished");
+  result.run = detail::run_and_follow(runner, in.output, in.work_dir, options, result.trajectory,
+                                      {}, take, cancel);
   if (result.frames.frames() != wanted)
     throw io_error(result.trajectory, 0,
                    "holds " + std::to_string(result.frames.frames())

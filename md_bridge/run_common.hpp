@@ -4,12 +4,18 @@
 // lists, step counts, index-group numbering, the protein's place in the system and how a run
 // starts its velocities. Private to mummi::md.
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "mummi/md_bridge/gmx_runner.hpp"
+#include "mummi/md_bridge/xtc.hpp"
 
 #include "mummi/md_bridge/ensemble.hpp"
 #include "mummi/md_bridge/mdp.hpp"
@@ -69,5 +75,18 @@ protein_search find_protein(const topology& top, const std::string& protein_mole
 /// Sets how a run from a createsims system starts: continuing from the system's checkpoint
 /// (velocities kept) or with velocities drawn at the protocol's ref-t from `seed`.
 void set_start(mdp& params, bool continuing, std::uint64_t seed);
+
+/// Runs mdrun on `tpr` in `work_dir` (in a thread of its own) while this thread follows the
+/// trajectory `xtc` it writes, giving each new frame to `take` as soon as it is complete
+/// (`reader_options` may skip frames stored before). Raising `cancel` stops mdrun (SIGTERM; it
+/// writes a checkpoint) and the run ends with gmx_error(cancelled). After mdrun ends, the
+/// frames left are taken; mdrun's failure is rethrown, and a trajectory that ends with an
+/// incomplete frame is an io_error. Exceptions from `take` stop mdrun and are rethrown.
+mdrun_result run_and_follow(const gmx_runner& runner, const std::filesystem::path& tpr,
+                            const std::filesystem::path& work_dir, const mdrun_options& options,
+                            const std::filesystem::path& xtc,
+                            const xtc_stream_options& reader_options,
+                            const std::function<void(const xtc_frame&)>& take,
+                            const std::atomic<bool>* cancel);
 
 } // namespace mummi::md::detail

@@ -4,10 +4,8 @@
 #include "text_file.hpp"
 
 #include <cmath>
-#include <exception>
 #include <fstream>
 #include <string_view>
-#include <thread>
 
 #include "mummi/coupling/child_process.hpp"
 #include "mummi/md_bridge/gro.hpp"
@@ -221,33 +219,8 @@ simulation_result run_simulation(const createsims_result& system,
   options.extra_args.insert(options.extra_args.end(),
                             {"-cpt", shortest(spec.checkpoint_minutes)});
 
-  // mdrun runs (and is waited for) in its own thread; this one follows the trajectory.
-  std::atomic<bool> stop{false}, finished{false};
-  std::exception_ptr run_failure;
-  mdrun_result run;
-  std::thread run_thread([&runner, &run, &path, &work_dir, &options, &stop, &finished,
-                          &run_failure] {
-    try {
-      run = runner.mdrun(path(".tpr"), fs::absolute(work_dir), options, &stop);
-    } catch (...) {
-      run_failure = std::current_exception();
-    }
-    finished = true;
-  });
-  struct stop_and_join {
-    std::thread& thread;
-    std::atomic<bool>& stop;
-    ~stop_and_join() {
-      if (thread.joinable()) {
-        stop = true;
-        thread.join();
-      }
-    }
-  } guard{run_thread, stop};
-
   xtc_stream_options reader_options;
   reader_options.last_step = last_stored; // frames stored before are skipped
-  xtc_stream_reader reader(result.trajectory, reader_options);
   coupling::frame_block block;
   block.atoms = selected_atoms;
   block.meta.resize(1);
@@ -270,28 +243,8 @@ simulation_result run_simulation(const createsims_result& system,
     result.frames_this_call += 1;
     report(f.step);
   };
-  const auto cancelled = [&] {
-    return finished.load() || (cancel != nullptr && cancel->load());
-  };
-  for (;;) {
-    if (auto f = reader.wait_next(std::chrono::seconds(1), cancelled)) {
-      take(*f);
-      continue;
-    }
-    if (cancel != nullptr && cancel->load())
-      stop = true; // mdrun's thread then ends with gmx_error(cancelled)
-    if (finished.load())
-      break;
-  }
-  run_thread.join();
-  if (run_failure)
-    std::rethrow_exception(run_failure);
-  while (auto f = reader.try_next())
-    take(*f);
-  if (reader.pending_bytes() > 0)
-    throw io_error(result.trajectory, 0,
-                   "ends with an incomplete frame at byte " + std::to_string(reader.offset())
-                     + " after mdrun finished");
+  const auto run = detail::run_and_follow(runner, path(".tpr"), fs::absolute(work_dir), options,
+                                          result.trajectory, reader_options, take, cancel);
   const std::int64_t last_step = run.last_progress ? run.last_progress->step : 0;
   result.complete = last_step >= nsteps;
   if (result.complete) {
