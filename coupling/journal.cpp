@@ -250,6 +250,38 @@ journal_structure read_structure(const statement& st, const database& j) {
 
 } // namespace
 
+namespace {
+
+/// Writes a new, complete journal at `path`: made under a temporary name in the same
+/// directory, then hard-linked to `path` (which fails when `path` exists: another creator won)
+/// and the temporary name removed.
+void create_file(const std::filesystem::path& path) {
+  std::filesystem::path tmp = path;
+  tmp += ".new-" + std::to_string(now_unix_ns());
+  {
+    database d;
+    d.path = tmp;
+    if (sqlite3_open_v2(tmp.c_str(), &d.db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
+      throw journal_error(path, std::string("cannot create: ") + sqlite3_errmsg(d.db));
+    d.exec("BEGIN IMMEDIATE");
+    d.exec(schema_sql);
+    d.exec(jobs_sql);
+    statement st(d, "INSERT INTO meta(key, value) VALUES (?1, ?2)");
+    st.bind(1, std::string_view("schema_version")).bind(2, std::to_string(schema_version)).run();
+    st.bind(1, std::string_view("created_unix_ns")).bind(2, std::to_string(now_unix_ns())).run();
+    d.exec("COMMIT");
+  }
+  std::error_code ec;
+  std::filesystem::create_hard_link(tmp, path, ec);
+  std::filesystem::remove(tmp);
+  if (ec && ec != std::errc::file_exists)
+    throw journal_error(path, "cannot create: " + ec.message());
+}
+
+} // namespace
+
 journal journal::open(const std::filesystem::path& path, journal_mode mode) {
   auto p = std::make_unique<impl>();
   p->path = path;
@@ -261,13 +293,18 @@ journal journal::open(const std::filesystem::path& path, journal_mode mode) {
     throw journal_error(path, "no such journal");
   if (exists && !std::filesystem::is_regular_file(path, ec))
     throw journal_error(path, "not a regular file");
-  const int flags = SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;
+  if (!exists) {
+    // Made complete under another name and linked into place, so that nobody (a reader
+    // polling for the file, another head) ever opens a half-made journal.
+    create_file(path);
+  }
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &p->db, flags, nullptr) != SQLITE_OK)
     p->fail("cannot open");
   sqlite3_extended_result_codes(p->db, 1);
   sqlite3_busy_timeout(p->db, 10000);
   bool upgrade_from_1 = false;
-  if (exists) {
+  {
     // Reading the schema is the first access: a file that is not SQLite fails here.
     bool has_meta = false;
     {
@@ -296,15 +333,6 @@ journal journal::open(const std::filesystem::path& path, journal_mode mode) {
     p->exec("BEGIN IMMEDIATE");
     p->exec(jobs_sql);
     p->exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
-    p->exec("COMMIT");
-  }
-  if (!exists) {
-    p->exec("BEGIN IMMEDIATE");
-    p->exec(schema_sql);
-    p->exec(jobs_sql);
-    statement st(*p, "INSERT INTO meta(key, value) VALUES (?1, ?2)");
-    st.bind(1, std::string_view("schema_version")).bind(2, std::to_string(schema_version)).run();
-    st.bind(1, std::string_view("created_unix_ns")).bind(2, std::to_string(now_unix_ns())).run();
     p->exec("COMMIT");
   }
   return journal(std::move(p));

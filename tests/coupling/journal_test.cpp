@@ -225,6 +225,7 @@ TEST(journal, files_that_are_not_journals_are_refused_naming_the_problem) {
   };
   expect_error(tmp / "missing.sqlite", cpl::journal_mode::open, "no such journal");
   EXPECT_FALSE(fs::exists(tmp / "missing.sqlite"));
+  expect_error(tmp / "no-dir" / "j.sqlite", cpl::journal_mode::create, "cannot create");
   (void)cpl::journal::open(tmp / "j.sqlite", cpl::journal_mode::create);
   expect_error(tmp / "j.sqlite", cpl::journal_mode::create, "already exists");
   std::ofstream(tmp / "text.sqlite") << "this is not a database, it is a text file of some length";

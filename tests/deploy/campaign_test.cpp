@@ -240,6 +240,8 @@ running_simulation(const fs::path& dir, const std::function<bool(const cpl::jour
           && fs::exists(fs::path(job.work_dir) / "production.cpt")
           && fs::exists(fs::path(job.work_dir) / "frames.h5") && (!accept || accept(job)))
         return job;
+    // (A journal is linked into place only once complete, so opening it while the head
+    // starts is safe.)
   }
   return std::nullopt;
 }
