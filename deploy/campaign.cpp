@@ -46,19 +46,29 @@ std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
   return out;
 }
 
-/// One status line: structures, jobs by state, ns simulated, cores busy, elapsed time.
-std::string status_line(std::map<std::string, std::string> f, const std::string& state) {
-  char buf[512];
+/// One status line: structures, jobs by state, ns simulated, cores busy, elapsed time and,
+/// with a stopping point in simulations, the time left at the rate so far.
+std::string status_line(std::map<std::string, std::string> f, std::map<std::string, std::string> sg,
+                        const std::string& state, double target_ns) {
+  const auto number = [](const std::string& v) {
+    return v.empty() ? 0.0 : std::stod(v);
+  };
+  const double seconds = number(f["seconds"]);
+  const double ns = number(f["ns_simulated"]);
+  std::string eta;
+  if (target_ns > 0 && ns > 0 && ns < target_ns && state == "running")
+    eta = ", about " + std::to_string(static_cast<long>(seconds * (target_ns - ns) / ns))
+      + " s left";
+  char buf[640];
   std::snprintf(buf, sizeof buf,
-                "[%6.0f s] %s | createsims %s running, %s done, %s failed | simulations %s "
-                "queued, %s running, %s done | %.3f ns simulated | cores busy %s/%s on %s "
-                "node(s)",
-                std::stod(f["seconds"].empty() ? "0" : f["seconds"]), state.c_str(),
+                "[%6.0f s] %s | structures %s valid of %s sampled | createsims %s running, %s "
+                "done, %s failed | simulations %s queued, %s running, %s done | %.3f ns "
+                "simulated | cores busy %s/%s on %s node(s)%s",
+                seconds, state.c_str(), sg["valid"].c_str(), sg["sampled"].c_str(),
                 f["createsims_running"].c_str(), f["createsims_succeeded"].c_str(),
                 f["createsims_failed"].c_str(), f["simulation_queued"].c_str(),
-                f["simulation_running"].c_str(), f["simulation_succeeded"].c_str(),
-                std::stod(f["ns_simulated"].empty() ? "0" : f["ns_simulated"]),
-                f["cores_busy"].c_str(), f["cores"].c_str(), f["nodes"].c_str());
+                f["simulation_running"].c_str(), f["simulation_succeeded"].c_str(), ns,
+                f["cores_busy"].c_str(), f["cores"].c_str(), f["nodes"].c_str(), eta.c_str());
   return buf;
 }
 
@@ -201,7 +211,12 @@ int run_campaign(const run_options& o, std::shared_ptr<spdlog::logger> log) {
           state = e.text;
         },
         [&](caf::error& e) { log->warn("no workflow status: {}", sys.render(e)); });
-    std::printf("%s\n", status_line(last, state).c_str());
+    std::map<std::string, std::string> sg_stats;
+    self->request(sg, 10s, act::stats_atom::value)
+      .receive([&](msg::monitor_event& e) { sg_stats = fields_of(e); }, [](caf::error&) {});
+    std::printf("%s\n", status_line(last, sg_stats, state,
+                                     cfg.stop_simulations * cfg.length_ns)
+                           .c_str());
     std::fflush(stdout);
     if (state == "done")
       break;
