@@ -39,13 +39,6 @@ extern "C" void on_interrupt(int) {
   interrupted.fetch_add(1);
 }
 
-std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
-  std::map<std::string, std::string> out;
-  for (const auto& kv : e.fields)
-    out[kv.key] = kv.value;
-  return out;
-}
-
 /// One status line: structures, jobs by state, ns simulated, cores busy, elapsed time and,
 /// with a stopping point in simulations, the time left at the rate so far.
 std::string status_line(std::map<std::string, std::string> f, std::map<std::string, std::string> sg,
@@ -207,13 +200,13 @@ int run_campaign(const run_options& o, std::shared_ptr<spdlog::logger> log) {
     self->request(wm, 10s, act::stats_atom::value)
       .receive(
         [&](msg::monitor_event& e) {
-          last = fields_of(e);
+          last = msg::fields_of(e);
           state = e.text;
         },
         [&](caf::error& e) { log->warn("no workflow status: {}", sys.render(e)); });
     std::map<std::string, std::string> sg_stats;
     self->request(sg, 10s, act::stats_atom::value)
-      .receive([&](msg::monitor_event& e) { sg_stats = fields_of(e); }, [](caf::error&) {});
+      .receive([&](msg::monitor_event& e) { sg_stats = msg::fields_of(e); }, [](caf::error&) {});
     std::printf("%s\n", status_line(last, sg_stats, state,
                                      cfg.stop_simulations * cfg.length_ns)
                            .c_str());

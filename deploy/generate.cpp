@@ -46,13 +46,6 @@ private:
   std::filesystem::path path_;
 };
 
-std::map<std::string, std::string> fields_of(const messages::monitor_event& e) {
-  std::map<std::string, std::string> out;
-  for (const auto& kv : e.fields)
-    out[kv.key] = kv.value;
-  return out;
-}
-
 } // namespace
 
 CLI::App* add_generate_command(CLI::App& app, generate_options& o) {
@@ -146,7 +139,7 @@ int run_generate(generate_options o, const std::filesystem::path& data_dir) {
     = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::map<std::string, std::string> stats;
   self->request(sg, std::chrono::seconds{30}, actors::stats_atom::value)
-    .receive([&stats](messages::monitor_event& e) { stats = fields_of(e); },
+    .receive([&stats](messages::monitor_event& e) { stats = messages::fields_of(e); },
              [](caf::error&) {});
   if (cfg.journal) {
     // The sampler checkpointed: a later run resumes without replaying this one's log.

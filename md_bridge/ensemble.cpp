@@ -65,7 +65,29 @@ protein_search find_protein(const topology& top, const std::string& protein_mole
   return out;
 }
 
-void set_start(mdp& params, bool continuing, std::uint64_t seed) {
+mdp production_params(const createsims_protocol& protocol) {
+  mdp params;
+  for (const auto& [k, v] : protocol.common)
+    params.set(k, v);
+  for (const auto& [k, v] : protocol.production.mdp)
+    params.set(k, v);
+  return params;
+}
+
+std::optional<fs::path> system_checkpoint(const createsims_result& system) {
+  auto cpt = fs::path(system.structure).replace_extension(".cpt");
+  if (!fs::exists(cpt))
+    return std::nullopt;
+  return cpt;
+}
+
+void set_run(mdp& params, std::int64_t nsteps, std::int64_t frame_steps, const std::string& group,
+             bool continuing, std::uint64_t seed) {
+  params.set("tinit", "0");
+  params.set("init-step", "0");
+  params.set("nsteps", std::to_string(nsteps));
+  params.set("nstxout-compressed", std::to_string(frame_steps));
+  params.set("compressed-x-grps", group);
   if (continuing) {
     params.set("gen-vel", "no");
     params.set("continuation", "yes");
@@ -76,6 +98,25 @@ void set_start(mdp& params, bool continuing, std::uint64_t seed) {
   params.set("gen-temp", ref_t.empty() ? "310" : std::string(ref_t.front()));
   params.set("gen-seed", std::to_string(seed % 2147483647));
   params.set("continuation", "no");
+}
+
+grompp_input system_run_input(const createsims_result& system, const fs::path& mdp_file,
+                              const fs::path& ndx, const fs::path& tpr, const fs::path& work_dir) {
+  grompp_input in;
+  in.mdp = mdp_file;
+  in.structure = system.structure;
+  in.topology = system.topology;
+  in.index = ndx;
+  in.checkpoint = system_checkpoint(system).value_or(fs::path{});
+  in.output = tpr;
+  in.work_dir = fs::absolute(work_dir);
+  return in;
+}
+
+gmx_runner run_runner(const gmx_config& gmx) {
+  auto env = gmx;
+  env.environment.emplace_back("GMX_MAXBACKUP", "-1");
+  return gmx_runner(env);
 }
 
 mdrun_result run_and_follow(const gmx_runner& runner, const fs::path& tpr, const fs::path& work_dir,
@@ -379,11 +420,7 @@ ensemble_result run_ensemble(const createsims_result& system, const createsims_p
   const auto start = read_gro(system.structure);
 
   // The run's parameters: the protocol's production physics.
-  mdp params;
-  for (const auto& [k, v] : protocol.common)
-    params.set(k, v);
-  for (const auto& [k, v] : protocol.production.mdp)
-    params.set(k, v);
+  mdp params = detail::production_params(protocol);
 
   std::vector<std::string> problems;
   const auto dt = detail::parse_real<double>(params.get("dt").value_or(""));
@@ -467,14 +504,8 @@ ensemble_result run_ensemble(const createsims_result& system, const createsims_p
         < std::abs(detail::periodic_delta(start_positions[b][2] - mid, lz));
     });
 
-  const auto checkpoint = fs::path(system.structure).replace_extension(".cpt");
-  const bool continuing = fs::exists(checkpoint);
-  params.set("tinit", "0");
-  params.set("init-step", "0");
-  params.set("nsteps", std::to_string(nsteps));
-  params.set("nstxout-compressed", std::to_string(frame_steps));
-  params.set("compressed-x-grps", protein_group);
-  detail::set_start(params, continuing, spec.seed);
+  detail::set_run(params, nsteps, frame_steps, protein_group,
+                  detail::system_checkpoint(system).has_value(), spec.seed);
   // The restraint: an umbrella on the z distance from the membrane's centre of mass to the
   // domain's. The membrane, not the protein's anchor, is the reference because (1) the
   // restrained coordinate is then the collective variable itself (the domain's height above the
@@ -506,18 +537,9 @@ ensemble_result run_ensemble(const createsims_result& system, const createsims_p
   params.set("pull-nstfout", "0");
   write_mdp(params, path(".mdp"));
 
-  auto gmx_env = gmx;
-  gmx_env.environment.emplace_back("GMX_MAXBACKUP", "-1");
-  const gmx_runner runner(gmx_env);
-  grompp_input in;
-  in.mdp = path(".mdp");
-  in.structure = system.structure;
-  in.topology = system.topology;
-  in.index = path(".ndx");
-  if (continuing)
-    in.checkpoint = checkpoint;
-  in.output = path(".tpr");
-  in.work_dir = fs::absolute(work_dir);
+  const auto runner = detail::run_runner(gmx);
+  const auto in = detail::system_run_input(system, path(".mdp"), path(".ndx"), path(".tpr"),
+                                           work_dir);
   runner.grompp(in, cancel);
 
   auto options = mdrun_base;

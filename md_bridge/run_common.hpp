@@ -17,6 +17,7 @@
 #include "mummi/md_bridge/gmx_runner.hpp"
 #include "mummi/md_bridge/xtc.hpp"
 
+#include "mummi/md_bridge/createsims.hpp"
 #include "mummi/md_bridge/ensemble.hpp"
 #include "mummi/md_bridge/mdp.hpp"
 
@@ -72,9 +73,26 @@ protein_search find_protein(const topology& top, const std::string& protein_mole
                             const std::vector<std::string>& membrane_molecules,
                             std::vector<std::string>& problems);
 
-/// Sets how a run from a createsims system starts: continuing from the system's checkpoint
-/// (velocities kept) or with velocities drawn at the protocol's ref-t from `seed`.
-void set_start(mdp& params, bool continuing, std::uint64_t seed);
+/// The parameters of a production-like run: the protocol's common and production entries.
+mdp production_params(const createsims_protocol& protocol);
+
+/// The checkpoint createsims left beside its last structure, if there is one.
+std::optional<std::filesystem::path> system_checkpoint(const createsims_result& system);
+
+/// Sets a run from a createsims system: starting at step 0, `nsteps` steps, compressed output
+/// of index group `group` every `frame_steps`, and continuing from the system's checkpoint
+/// (velocities kept) when there is one, else velocities drawn at the protocol's ref-t from
+/// `seed`.
+void set_run(mdp& params, std::int64_t nsteps, std::int64_t frame_steps, const std::string& group,
+             bool continuing, std::uint64_t seed);
+
+/// grompp's input for a run from `system` (its structure, topology and, when any, checkpoint).
+grompp_input system_run_input(const createsims_result& system, const std::filesystem::path& mdp,
+                              const std::filesystem::path& ndx, const std::filesystem::path& tpr,
+                              const std::filesystem::path& work_dir);
+
+/// A GROMACS runner that keeps no backup copies of the files it overwrites.
+gmx_runner run_runner(const gmx_config& gmx);
 
 /// Runs mdrun on `tpr` in `work_dir` (in a thread of its own) while this thread follows the
 /// trajectory `xtc` it writes, giving each new frame to `take` as soon as it is complete

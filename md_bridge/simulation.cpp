@@ -69,11 +69,7 @@ simulation_result run_simulation(const createsims_result& system,
   const auto top = read_topology(system.topology);
   auto index = read_ndx(system.index);
 
-  mdp params;
-  for (const auto& [k, v] : protocol.common)
-    params.set(k, v);
-  for (const auto& [k, v] : protocol.production.mdp)
-    params.set(k, v);
+  mdp params = detail::production_params(protocol);
 
   using detail::quoted;
   using detail::shortest;
@@ -179,33 +175,18 @@ simulation_result run_simulation(const createsims_result& system,
     return finish();
   }
 
-  auto gmx_env = gmx;
-  gmx_env.environment.emplace_back("GMX_MAXBACKUP", "-1");
-  const gmx_runner runner(gmx_env);
+  const auto runner = detail::run_runner(gmx);
   result.resumed = fs::exists(path(".tpr")) && fs::exists(result.checkpoint);
   if (!fs::exists(path(".tpr"))) {
     // First start: the run input (written under another name, so that a half-written one is
     // never taken for the real thing).
     index.add_group(protein_group, detail::numbers_1_based(protein.first_atom, protein.atoms));
     write_ndx(index, path(".ndx"));
-    const auto createsims_checkpoint = fs::path(system.structure).replace_extension(".cpt");
-    const bool continuing = fs::exists(createsims_checkpoint);
-    params.set("tinit", "0");
-    params.set("init-step", "0");
-    params.set("nsteps", std::to_string(nsteps));
-    params.set("nstxout-compressed", std::to_string(frame_steps));
-    params.set("compressed-x-grps", group);
-    detail::set_start(params, continuing, spec.seed);
+    detail::set_run(params, nsteps, frame_steps, group,
+                    detail::system_checkpoint(system).has_value(), spec.seed);
     write_mdp(params, path(".mdp"));
-    grompp_input in;
-    in.mdp = path(".mdp");
-    in.structure = system.structure;
-    in.topology = system.topology;
-    in.index = path(".ndx");
-    if (continuing)
-      in.checkpoint = createsims_checkpoint;
-    in.output = path(".new.tpr");
-    in.work_dir = fs::absolute(work_dir);
+    const auto in = detail::system_run_input(system, path(".mdp"), path(".ndx"),
+                                             path(".new.tpr"), work_dir);
     runner.grompp(in, cancel);
     fs::rename(path(".new.tpr"), path(".tpr"));
   }

@@ -67,6 +67,13 @@ constexpr const char* name_of() {
 
 } // namespace
 
+std::map<std::string, std::string> fields_of(const monitor_event& e) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : e.fields)
+    out[kv.key] = kv.value;
+  return out;
+}
+
 const char* type_name(const body& b) noexcept {
   return std::visit(
     [](const auto& m) {

@@ -59,13 +59,6 @@ msg::control command(msg::control_command c, std::string target = {}, std::strin
   return out;
 }
 
-std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
-  std::map<std::string, std::string> out;
-  for (const auto& kv : e.fields)
-    out[kv.key] = kv.value;
-  return out;
-}
-
 class structure_generator_test : public ::testing::Test {
 protected:
   structure_generator_test() {
@@ -112,7 +105,7 @@ protected:
       ADD_FAILURE() << e->message;
       return {};
     }
-    return fields_of(std::get<msg::monitor_event>(r));
+    return msg::fields_of(std::get<msg::monitor_event>(r));
   }
 
   /// Waits until nothing is in flight and the buffer is full (the generator is idle).

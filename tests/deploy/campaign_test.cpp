@@ -49,13 +49,6 @@ namespace {
 
 const fs::path data_dir = MUMMI_DATA_DIR;
 
-std::map<std::string, std::string> fields_of(const msg::monitor_event& e) {
-  std::map<std::string, std::string> out;
-  for (const auto& kv : e.fields)
-    out[kv.key] = kv.value;
-  return out;
-}
-
 struct run_result {
   int status = -1;
   std::string out, err;
@@ -152,7 +145,7 @@ TEST(campaign, a_small_campaign_runs_to_its_stopping_point_and_a_node_joining_ge
   caf::scoped_actor self{sys};
   for (bool busy = false; !busy;) {
     self->request(wm, 10s, act::stats_atom::value)
-      .receive([&](msg::monitor_event& e) { busy = fields_of(e)["cores_busy"] == "2"; },
+      .receive([&](msg::monitor_event& e) { busy = msg::fields_of(e)["cores_busy"] == "2"; },
                [&](caf::error& e) { FAIL() << sys.render(e); });
     self->receive(caf::after(100ms) >> [] {});
   }
@@ -160,7 +153,7 @@ TEST(campaign, a_small_campaign_runs_to_its_stopping_point_and_a_node_joining_ge
 
   std::map<std::string, std::string> done;
   self->request(wm, 600s, act::await_done_atom::value)
-    .receive([&](msg::monitor_event& e) { done = fields_of(e); },
+    .receive([&](msg::monitor_event& e) { done = msg::fields_of(e); },
              [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
   ASSERT_FALSE(done.empty()) << mummi::test::read_file(tmp / "n1.log");
   EXPECT_EQ(done["simulation_succeeded"], "3");

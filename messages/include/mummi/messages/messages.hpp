@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <variant>
 #include <vector>
@@ -279,6 +280,9 @@ using body = std::variant<node_hello, node_welcome, node_bye, heartbeat, structu
 
 /// Name of the body's type as it appears in logs and errors ("structure_batch", ...).
 const char* type_name(const body& b) noexcept;
+
+/// A monitor event's fields as a key -> value map (a later duplicate key wins).
+std::map<std::string, std::string> fields_of(const monitor_event& e);
 
 // --- envelope -------------------------------------------------------------------------------
 
